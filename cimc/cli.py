@@ -1,0 +1,64 @@
+"""The ``cimc`` command. Each stage's subcommands live beside its library code in ``cimc/<stage>/cli.py``.
+
+Those modules expose ``COMMANDS``, a list of click commands or groups, and import heavy libraries
+(torch, lhotse) inside the command bodies so that ``cimc --help`` stays fast.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import shlex
+import sys
+
+import click
+
+from cimc import __version__
+from cimc.utils import setup_logging
+
+# Order is the pipeline's order; it is also the order of `cimc --help`.
+COMMAND_MODULES = (
+    "cimc.data.cli",
+    "cimc.features.cli",
+    "cimc.ivector.cli",
+    "cimc.cluster.cli",
+    "cimc.sv.cli",
+    "cimc.diar.cli",
+)
+
+
+class PipelineGroup(click.Group):
+    """Lists subcommands in pipeline order rather than alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=PipelineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cimc")
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+def cli(verbose: bool) -> None:
+    """cimc: self-supervised speaker verification with Contrastive Information Maximization Clustering.
+
+    Recipes in egs/ call one subcommand per stage; see `cimc COMMAND --help`.
+    """
+    setup_logging(verbose)
+    logging.getLogger("cimc").info("command: %s", shlex.join(sys.argv))
+
+
+def _register_commands(group: click.Group) -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        for command in module.COMMANDS:
+            group.add_command(command)
+
+
+_register_commands(cli)
+
+
+def main() -> None:
+    """Console entry point (``cimc``)."""
+    cli(prog_name="cimc")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+"""`cimc` subcommands of this stage."""
+COMMANDS: list = []

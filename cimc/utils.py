@@ -1,0 +1,80 @@
+"""Small helpers shared by every stage: logging, atomic writes, devices, `.done` markers."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+
+
+def setup_logging(verbose: bool = False, log_file: str | Path | None = None) -> None:
+    """Configure the root logger once: time, level, ``file:line`` (and rank under torchrun).
+
+    :param verbose: DEBUG instead of INFO.
+    :param log_file: also append to this file (created with its folder).
+    """
+    rank = os.environ.get("RANK")
+    fmt = LOG_FORMAT if rank is None else LOG_FORMAT.replace("%(levelname)s", f"%(levelname)s rank{rank}")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt, handlers=handlers, force=True)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    A crash mid-write never leaves a truncated output that a rerun would mistake for a finished one.
+    The temporary name keeps ``path``'s suffixes, so writers that pick a format by suffix still work.
+
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
+    >>> with atomic_path(out) as tmp:
+    ...     _ = tmp.write_text("hello")
+    >>> out.read_text()
+    'hello'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix="".join(path.suffixes), dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """Map ``auto`` to ``cuda`` when a GPU is visible, else ``cpu``; pass other names through."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def is_done(out_dir: str | Path) -> bool:
+    """True if ``out_dir`` holds a ``.done`` marker from a finished run."""
+    return (Path(out_dir) / ".done").exists()
+
+
+def mark_done(out_dir: str | Path) -> None:
+    """Leave a ``.done`` marker in ``out_dir`` (icefall/Kaldi convention for resumable stages)."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / ".done").touch()
