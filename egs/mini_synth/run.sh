@@ -15,6 +15,7 @@ num_speakers=40          # training speakers (test speakers are extra, disjoint)
 utts_per_speaker=20
 num_test_speakers=10
 num_clusters=40          # C for stage 4; the true count by default, as in the paper's C ~ #speakers
+conf=conf                # folder of the YAML configs (tests point it at tiny ones)
 data=data
 exp=exp
 
@@ -34,7 +35,7 @@ if run_stage 1; then
   log "Stage 1: MFCC (conf/mfcc.yaml) with energy VAD"
   for part in train test; do
     if [ ! -f $data/feats/mfcc/.$part.done ]; then
-      cimc compute-feats --config conf/mfcc.yaml --cuts $data/manifests/${part}_cuts.jsonl.gz \
+      cimc compute-feats --config $conf/mfcc.yaml --cuts $data/manifests/${part}_cuts.jsonl.gz \
         --output-dir $data/feats/mfcc --name $part --nj $nj
       touch $data/feats/mfcc/.$part.done
     fi

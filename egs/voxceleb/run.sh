@@ -14,6 +14,7 @@ voxceleb1=               # folder with wav/idXXXXX/... (VoxCeleb1 test part at l
 voxceleb2=               # folder with dev/aac/idXXXXX/... (m4a) or dev/wav after conversion
 trials=cleaned           # VoxCeleb1-O list: original (37,720 trials) or cleaned (37,611)
 num_clusters=5000        # C, the paper's default (10000 for the Table I rows)
+conf=conf                # folder of the YAML configs (tests point it at tiny ones)
 data=data
 exp=exp
 
@@ -32,7 +33,7 @@ if run_stage 1; then
   log "Stage 1: MFCC (conf/mfcc.yaml) with energy VAD"
   for part in train test; do
     if [ ! -f $data/feats/mfcc/.$part.done ]; then
-      cimc compute-feats --config conf/mfcc.yaml --cuts $data/manifests/${part}_cuts.jsonl.gz \
+      cimc compute-feats --config $conf/mfcc.yaml --cuts $data/manifests/${part}_cuts.jsonl.gz \
         --output-dir $data/feats/mfcc --name $part --nj $nj
       touch $data/feats/mfcc/.$part.done
     fi
