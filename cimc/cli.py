@@ -17,6 +17,7 @@ from cimc.utils import setup_logging
 
 # Order is the pipeline's order; it is also the order of `cimc --help`.
 COMMAND_MODULES = (
+    "cimc.data.synth_cli",
     "cimc.data.cli",
     "cimc.features.cli",
     "cimc.ivector.cli",

@@ -1,0 +1,2 @@
+"""`cimc synth-corpus`."""
+COMMANDS: list = []
