@@ -1,0 +1,105 @@
+"""The shared core: typed configs, atomic writes, vector I/O, trials and cosine scoring."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from cimc.config import ConfigError, load_config, save_config
+from cimc.data.trials import Trial, read_trials, write_trials
+from cimc.scoring import cosine_scores
+from cimc.utils import atomic_path
+from cimc.vectors import load_vectors, save_vectors
+
+
+@dataclasses.dataclass
+class Optim:
+    lr: float = 0.01
+    momentum: float = 0.9
+
+
+@dataclasses.dataclass
+class Toy:
+    epochs: int = 150
+    losses: tuple[str, ...] = ("imsat",)
+    optim: Optim = dataclasses.field(default_factory=Optim)
+
+
+def test_config_yaml_overrides_and_round_trip(tmp_path):
+    path = tmp_path / "toy.yaml"
+    path.write_text("epochs: 3\nlosses: [imsat, supcon]\noptim:\n  lr: 1\n")
+    config = load_config(Toy, path, ["optim.momentum=0.5", "epochs=4"])
+    assert config == Toy(epochs=4, losses=("imsat", "supcon"), optim=Optim(lr=1.0, momentum=0.5))
+    assert isinstance(config.optim.lr, float)
+    save_config(config, tmp_path / "resolved.yaml")
+    assert load_config(Toy, tmp_path / "resolved.yaml") == config
+
+
+def test_config_unknown_key_is_named(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("epoch: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) \['epoch'\]"):
+        load_config(Toy, path)
+    with pytest.raises(ConfigError, match="lrr"):
+        load_config(Toy, None, ["optim.lrr=1"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(Toy, tmp_path / "missing.yaml")
+
+
+def test_atomic_path_keeps_old_file_on_failure(tmp_path):
+    out = tmp_path / "labels.txt"
+    out.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(out) as tmp:
+            tmp.write_text("half-written")
+            raise RuntimeError("crash")
+    assert out.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [out]
+
+
+@pytest.mark.parametrize("kaldi", [False, True])
+def test_vectors_round_trip(tmp_path, kaldi):
+    rng = np.random.default_rng(0)
+    ids = [f"utt{i}" for i in range(5)]
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    save_vectors(tmp_path / "iv", ids, x, kaldi=kaldi)
+    got_ids, got = load_vectors(tmp_path / "iv.npy")
+    assert got_ids == ids and np.array_equal(got, x)
+    if kaldi:
+        scp_ids, scp = load_vectors(tmp_path / "iv.scp")
+        assert scp_ids == ids and np.allclose(scp, x)
+
+
+def test_vectors_bad_shapes_are_named(tmp_path):
+    with pytest.raises(ValueError, match="3 ids"):
+        save_vectors(tmp_path / "x", ["a", "b", "c"], np.zeros((2, 4)))
+    np.save(tmp_path / "y.npy", np.zeros((2, 4)))
+    (tmp_path / "y.ids").write_text("a\n")
+    with pytest.raises(ValueError, match="y.ids: 1 ids for 2 rows"):
+        load_vectors(tmp_path / "y.npy")
+
+
+def test_trials_round_trip_and_errors(tmp_path):
+    trials = [Trial("a", "b", True), Trial("a", "c", False)]
+    write_trials(tmp_path / "trials.txt", trials)
+    assert (tmp_path / "trials.txt").read_text() == "a b target\na c nontarget\n"
+    assert read_trials(tmp_path / "trials.txt") == trials
+    (tmp_path / "bad.txt").write_text("a b target\na c maybe\n")
+    with pytest.raises(ValueError, match=r"bad.txt:2"):
+        read_trials(tmp_path / "bad.txt")
+
+
+def test_cosine_scores_against_naive():
+    rng = np.random.default_rng(1)
+    ids = ["a", "b", "c"]
+    x = rng.standard_normal((3, 4))
+    mean = x.mean(0)
+    trials = [Trial("a", "b", True), Trial("c", "a", False)]
+    got = cosine_scores(ids, x, trials, mean=mean)
+    def cos(u, v):
+        return float(np.dot(u, v) / np.linalg.norm(u) / np.linalg.norm(v))
+    want = [cos(x[0] - mean, x[1] - mean), cos(x[2] - mean, x[0] - mean)]
+    assert np.allclose(got, want)
+    with pytest.raises(KeyError, match="zz"):
+        cosine_scores(ids, x, [Trial("a", "zz", True)])
