@@ -91,6 +91,44 @@ def compute_min_dcf(scores, labels, p_target: float = 0.01, c_miss: float = 1.0,
     return float(dcf[k] / min(c_miss * p_target, c_fa * (1 - p_target))), float(rates.thresholds[k])
 
 
+def verification_results(scores, labels, p_targets=(0.01, 0.05)) -> dict[str, float]:
+    """EER (%) and minDCF at each ``p_target``, plus trial counts, as one flat dict.
+
+    Keys: ``eer`` (percent), ``eer_threshold``, ``mindcf_<p>`` (e.g. ``mindcf_0.01``), ``targets``,
+    ``nontargets``. Stages 3 and 7 both report with it, so their tables line up.
+    """
+    scores, labels = _as_arrays(scores, labels)
+    eer, threshold = compute_eer(scores, labels)
+    results = {"eer": 100.0 * eer, "eer_threshold": threshold}
+    for p in p_targets:
+        results[f"mindcf_{p:g}"] = compute_min_dcf(scores, labels, p_target=p)[0]
+    results.update(targets=int(labels.sum()), nontargets=int((~labels).sum()))
+    return results
+
+
+def format_results_table(rows: dict[str, dict[str, float]]) -> str:
+    """A plain-text table of :func:`verification_results` dicts, one row per system.
+
+    Columns are the union of the rows' metric keys (thresholds left out); a missing value prints ``-``.
+    """
+    columns: list[str] = []
+    for result in rows.values():
+        columns += [k for k in result if k not in columns and k != "eer_threshold"]
+    header = {"eer": "EER(%)", "targets": "#target", "nontargets": "#nontarget"}
+    titles = ["system"] + [header.get(c, c.replace("mindcf_", "minDCF(p=") + (")" if c.startswith("mindcf_") else "")) for c in columns]
+    table = [titles]
+    for name, result in rows.items():
+        cells = [name]
+        for c in columns:
+            value = result.get(c)
+            cells.append("-" if value is None else (f"{value:d}" if isinstance(value, int) else f"{value:.4f}"))
+        table.append(cells)
+    widths = [max(len(r[i]) for r in table) for i in range(len(titles))]
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
+
+
 def plot_det(curves: dict[str, tuple[np.ndarray, np.ndarray]], path, title: str = "DET curve") -> None:
     """Save a DET plot (probit axes) of ``{name: (scores, labels)}`` as PNG at ``path``."""
     import matplotlib
