@@ -122,3 +122,20 @@ def supervisions_from_turns(turns: Iterable[Turn]) -> Any:
             segments.append(SupervisionSegment(id=f"{rec}-{index:05d}", recording_id=rec, start=turn.start,
                                                duration=turn.duration, channel=0, speaker=turn.speaker))
     return SupervisionSet.from_segments(segments)
+
+
+def recording_cuts(recordings: Any, supervisions: Any) -> Any:
+    """A Lhotse ``CutSet`` with one cut per recording, cut id == recording id, holding its supervisions."""
+    from lhotse import CutSet, MonoCut
+
+    by_recording = defaultdict(list)
+    for sup in supervisions:
+        by_recording[sup.recording_id].append(sup)
+    unknown = sorted(set(by_recording) - set(recordings.ids))
+    if unknown:
+        raise ValueError(f"{len(unknown)} supervision recording id(s) have no recording, e.g. {unknown[:3]}")
+    return CutSet.from_cuts(
+        MonoCut(id=rec.id, start=0.0, duration=rec.duration, channel=0, recording=rec,
+                supervisions=sorted(by_recording[rec.id], key=lambda s: s.start))
+        for rec in recordings
+    )
