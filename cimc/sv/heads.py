@@ -73,17 +73,19 @@ class AamSoftmax(MarginHead):
 
     def logits(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(N, C) logits with the margin applied to each row's target column."""
-        cos = self.cosine(embeddings)
+        return self._with_margin(self.cosine(embeddings), labels)
+
+    def _with_margin(self, cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         m = self.margin * self.margin_scale
         target = cos.gather(1, labels[:, None]).clamp(-1.0, 1.0)
-        sin = (1.0 - target * target).clamp(min=0.0).sqrt()
+        sin = (1.0 - target * target).clamp(min=1e-7).sqrt()  # min > 0: d sqrt(x)/dx is infinite at 0
         with_margin = target * math.cos(m) - sin * math.sin(m)
         with_margin = torch.where(target > math.cos(math.pi - m), with_margin, target - m * math.sin(m))
         return self.scale * cos.scatter(1, labels[:, None], with_margin)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.logits(embeddings, labels)
-        return F.cross_entropy(logits, labels), logits.detach() / self.scale
+        cos = self.cosine(embeddings)
+        return F.cross_entropy(self._with_margin(cos, labels), labels), cos.detach()
 
 
 @register_head("ocsoftmax")
