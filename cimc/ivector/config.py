@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 class FrontEndConfig:
     """Frames fed to the UBM: stored MFCCs + deltas + delta-deltas, sliding CMN, voiced frames only.
 
+    :param num_ceps: keep the first this many stored cepstra (Kaldi v1: 24; 0 = all). Truncating a
+        40-cepstrum MFCC is exact: the DCT rows and the lifter do not depend on how many are kept.
     :param delta_order: 0 = static only, 2 = + deltas + delta-deltas (Kaldi ``add-deltas``).
     :param delta_window: half-width of the regression window, in frames (Kaldi: 2).
     :param apply_vad: keep only the frames stage 1's energy VAD marked voiced.
@@ -21,6 +23,7 @@ class FrontEndConfig:
         training and get the prior-mean (zero) i-vector.
     """
 
+    num_ceps: int = 24
     delta_order: int = 2
     delta_window: int = 2
     apply_vad: bool = True

@@ -65,17 +65,16 @@ class Utterance:
 
 def utterance_frames(cut, config: FrontEndConfig) -> np.ndarray:
     """Front-end frames (T, D) of a cut that carries stage 1's stored features and VAD."""
-    from cimc.features import load_frames
+    from cimc.features.frames import load_frames, load_vad, select_voiced
 
     frames = load_frames(cut, apply_vad=False, cmn=config.cmn)
+    if config.num_ceps:
+        if config.num_ceps > frames.shape[1]:
+            raise ValueError(f"cut {cut.id}: frontend.num_ceps={config.num_ceps} but the stored features have {frames.shape[1]}")
+        frames = frames[:, : config.num_ceps]
     frames = add_deltas(frames, config.delta_order, config.delta_window)
     if config.apply_vad:
-        from cimc.features import load_vad
-
-        voiced = np.asarray(load_vad(cut), dtype=bool)
-        if voiced.shape[0] != frames.shape[0]:
-            raise ValueError(f"cut {cut.id}: VAD has {voiced.shape[0]} frames but the features have {frames.shape[0]}")
-        frames = frames[voiced]
+        frames = select_voiced(frames, load_vad(cut), cut.id)
     return frames
 
 

@@ -1,0 +1,229 @@
+"""Stages 2-3 as library calls: train the UBM, train the T-matrix, extract i-vectors.
+
+Layout under ``exp_dir`` (``$exp/ivector``)::
+
+    ubm/        0.pt .. N.pt, final.pt, config.yaml, acc/, log/, .done
+    extractor/  0.pt .. N.pt, final.pt, config.yaml, train_cuts.jsonl.gz, acc/, log/, .done
+    ivectors_NAME.{npy,ids,ark,scp}, ivectors_NAME_cuts.jsonl.gz, short_NAME.txt
+
+Every EM iteration splits the cuts over ``nj`` jobs (in process, or through ``run.pl`` & co.),
+merges their statistics and writes the next model; a rerun resumes after the last written model.
+Cost (Kaldi v1 sizes): one pass scores every voiced frame against 2048 Gaussians (~3 products of
+(T, 72) x (72, 2048)) and, for the T-matrix, solves one 400 x 400 system per utterance.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from cimc.config import load_config, save_config
+from cimc.ivector import extractor as ext
+from cimc.ivector import ubm as ubm_lib
+from cimc.ivector.config import IvectorConfig
+from cimc.ivector.frontend import iter_utterances, report_short, split_for_job, Utterance
+from cimc.ivector.jobs import run_jobs
+from cimc.utils import is_done, mark_done, resolve_device
+
+logger = logging.getLogger(__name__)
+
+
+def read_cuts(path: str | Path) -> list:
+    """All cuts of a Lhotse manifest, in file order."""
+    from lhotse import CutSet
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"cuts manifest {path} does not exist")
+    return list(CutSet.from_file(path))
+
+
+def _batches(utterances: Iterator[Utterance], size: int) -> Iterator[list[Utterance]]:
+    batch: list[Utterance] = []
+    for utt in utterances:
+        batch.append(utt)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _merge(paths: Sequence[Path], load) -> object:
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"job statistics missing (did a job fail? see the log folder): {', '.join(missing)}")
+    total = load(paths[0])
+    for path in paths[1:]:
+        total = total + load(path)
+    return total
+
+
+def _latest(model_dir: Path, num_iters: int) -> int:
+    """Index of the newest ``i.pt`` in ``model_dir`` (-1 if none), to resume training."""
+    return max((i for i in range(num_iters + 1) if (model_dir / f"{i}.pt").is_file()), default=-1)
+
+
+# ---------------------------------------------------------------------------------------------- UBM
+
+
+def _ubm_frames(cuts: Sequence, config: IvectorConfig, max_frames: int, desc: str) -> tuple[np.ndarray, dict[str, int]]:
+    """Every ``subsample``-th voiced frame of ``cuts`` (at most ``max_frames``), and the short utterances."""
+    parts, short, total = [], {}, 0
+    for utt in iter_utterances(cuts, config.frontend, desc=desc):
+        if len(utt.frames) < config.frontend.min_frames:
+            short[utt.id] = len(utt.frames)
+            continue
+        kept = utt.frames[:: config.ubm.subsample]
+        parts.append(kept[: max_frames - total])
+        total += len(parts[-1])
+        if total >= max_frames:
+            break
+    dim = (config.frontend.num_ceps or 0) * (config.frontend.delta_order + 1)
+    return (np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)), short
+
+
+def ubm_job(ubm_dir: Path, cuts_path: Path, iteration: int, job: int, num_jobs: int) -> None:
+    """One job of one UBM EM iteration: statistics of its share of the cuts -> ``acc/ubm.ITER.JOB.pt``."""
+    config = load_config(IvectorConfig, ubm_dir / "config.yaml")
+    device = resolve_device(config.ubm.device)
+    gmm = ubm_lib.DiagGmm.load(ubm_dir / f"{iteration}.pt")
+    cuts = split_for_job(read_cuts(cuts_path), job, num_jobs)
+    frames, _ = _ubm_frames(cuts, config, max_frames=2**62, desc=f"UBM iter {iteration} job {job}")
+    stats = ubm_lib.UbmStats.zeros(gmm.num_components, gmm.dim)
+    ubm_lib.accumulate(gmm.to(device), torch.as_tensor(frames, device=device), stats, config.ubm.chunk_frames)
+    stats.save(ubm_dir / "acc" / f"ubm.{iteration}.{job}.pt")
+
+
+def train_ubm(cuts_path: str | Path, config: IvectorConfig, exp_dir: str | Path, num_jobs: int = 1, cmd: str | None = None) -> ubm_lib.DiagGmm:
+    """Diagonal UBM: k-means start on a frame subsample, then ``ubm.num_iters`` EM iterations.
+
+    :return: the final model, also saved as ``exp_dir/ubm/final.pt``.
+    """
+    ubm_dir, cuts_path = Path(exp_dir) / "ubm", Path(cuts_path)
+    if is_done(ubm_dir):
+        logger.info("%s is done; delete its .done to retrain", ubm_dir)
+        return ubm_lib.DiagGmm.load(ubm_dir / "final.pt")
+    save_config(config, ubm_dir / "config.yaml")
+    cfg = config.ubm
+    start = _latest(ubm_dir, cfg.num_iters)
+    if start < 0:
+        cuts = read_cuts(cuts_path)
+        order = np.random.default_rng(cfg.seed).permutation(len(cuts))
+        frames, short = _ubm_frames([cuts[i] for i in order], config, cfg.max_frames, "UBM init frames")
+        report_short(short, config.frontend.min_frames, str(cuts_path))
+        logger.info("UBM init: k-means of %d frames (dim %d) into %d Gaussians", len(frames), frames.shape[1], cfg.num_components)
+        device = resolve_device(cfg.device)
+        gmm = ubm_lib.kmeans_init(torch.as_tensor(frames, device=device), cfg.num_components, cfg.kmeans_iters, cfg.seed, cfg.chunk_frames)
+        gmm.save(ubm_dir / "0.pt")
+        start = 0
+    for it in range(start, cfg.num_iters):
+        run_jobs(
+            lambda job: ubm_job(ubm_dir, cuts_path, it, job, num_jobs),
+            ["ivector", "acc-job", "--kind", "ubm", "--dir", str(ubm_dir), "--cuts", str(cuts_path), "--iter", str(it),
+             "--job", "JOB", "--nj", str(num_jobs)],
+            num_jobs, cmd, ubm_dir / "log", f"acc.{it}",
+        )
+        accs = [ubm_dir / "acc" / f"ubm.{it}.{j}.pt" for j in range(1, num_jobs + 1)]
+        stats = _merge(accs, ubm_lib.UbmStats.load)
+        logger.info("UBM iter %d: log-likelihood %.4f per frame over %d frames", it, stats.log_likelihood / max(stats.num_frames, 1), stats.num_frames)
+        ubm_lib.estimate(stats, cfg.var_floor, cfg.weight_floor).save(ubm_dir / f"{it + 1}.pt")
+        for path in accs:
+            path.unlink()
+    shutil.copyfile(ubm_dir / f"{cfg.num_iters}.pt", ubm_dir / "final.pt")
+    mark_done(ubm_dir)
+    return ubm_lib.DiagGmm.load(ubm_dir / "final.pt")
+
+
+# ------------------------------------------------------------------------------- statistics batches
+
+
+def stats_batches(cuts: Sequence, config: IvectorConfig, gmm: ubm_lib.DiagGmm, device: str, desc: str):
+    """Yield (ids, N (B, C), F (B, C, D), {short id: frames}) per batch of ``extractor.batch_size`` cuts.
+
+    Utterances with fewer than ``frontend.min_frames`` voiced frames get zero statistics.
+    """
+    cfg = config.extractor
+    for batch in _batches(iter_utterances(cuts, config.frontend, desc=desc), cfg.batch_size):
+        short = {u.id: len(u.frames) for u in batch if len(u.frames) < config.frontend.min_frames}
+        frames = [u.frames if len(u.frames) >= config.frontend.min_frames else u.frames[:0] for u in batch]
+        counts, first = ext.baum_welch_stats(gmm, frames, cfg.num_gselect, cfg.min_post, cfg.posterior_scale, device)
+        yield [u.id for u in batch], counts, first, short
+
+
+# ------------------------------------------------------------------------------------------ T-matrix
+
+
+def extractor_job(model_dir: Path, cuts_path: Path, iteration: int, job: int, num_jobs: int) -> None:
+    """One job of one T-matrix EM iteration -> ``acc/extractor.ITER.JOB.pt``."""
+    config = load_config(IvectorConfig, model_dir / "config.yaml")
+    device = resolve_device(config.extractor.device)
+    gmm = ubm_lib.DiagGmm.load(model_dir.parent / "ubm" / "final.pt").to(device)
+    model = ext.IvectorExtractor.load(model_dir / f"{iteration}.pt").to(device)
+    stats = ext.ExtractorStats.zeros(model.num_components, model.feat_dim, model.ivector_dim)
+    cuts = split_for_job(read_cuts(cuts_path), job, num_jobs)
+    for _, counts, first, short in stats_batches(cuts, config, gmm, device, f"T-matrix iter {iteration} job {job}"):
+        keep = counts.sum(1) > 0  # short utterances carry no information about T
+        if keep.any():
+            ext.accumulate(model, counts[keep], first[keep], stats)
+    stats.save(model_dir / "acc" / f"extractor.{iteration}.{job}.pt")
+
+
+def _training_subset(cuts_path: Path, max_utterances: int, out: Path) -> Path:
+    """The ``max_utterances`` longest cuts (Kaldi v1 trains T on the 100k longest), written to ``out``."""
+    if max_utterances <= 0:
+        return cuts_path
+    from lhotse import CutSet
+
+    cuts = read_cuts(cuts_path)
+    if len(cuts) <= max_utterances:
+        return cuts_path
+    longest = sorted(cuts, key=lambda c: -c.duration)[:max_utterances]
+    CutSet.from_cuts(longest).to_file(out)
+    logger.info("T-matrix trained on the %d longest of %d utterances (%s)", max_utterances, len(cuts), out)
+    return out
+
+
+def train_extractor(cuts_path: str | Path, config: IvectorConfig, exp_dir: str | Path, num_jobs: int = 1, cmd: str | None = None) -> ext.IvectorExtractor:
+    """Total-variability matrix by ``extractor.num_iters`` EM iterations from Kaldi's random start.
+
+    Needs ``exp_dir/ubm/final.pt``. :return: the final model (``exp_dir/extractor/final.pt``).
+    """
+    model_dir = Path(exp_dir) / "extractor"
+    if is_done(model_dir):
+        logger.info("%s is done; delete its .done to retrain", model_dir)
+        return ext.IvectorExtractor.load(model_dir / "final.pt")
+    cfg = config.extractor
+    gmm = ubm_lib.DiagGmm.load(Path(exp_dir) / "ubm" / "final.pt")
+    save_config(config, model_dir / "config.yaml")
+    train_cuts = _training_subset(Path(cuts_path), cfg.max_utterances, model_dir / "train_cuts.jsonl.gz")
+    start = _latest(model_dir, cfg.num_iters)
+    if start < 0:
+        ext.IvectorExtractor.initialize(gmm, cfg.ivector_dim, cfg.prior_offset, cfg.seed).save(model_dir / "0.pt")
+        start = 0
+    for it in range(start, cfg.num_iters):
+        run_jobs(
+            lambda job: extractor_job(model_dir, train_cuts, it, job, num_jobs),
+            ["ivector", "acc-job", "--kind", "extractor", "--dir", str(model_dir), "--cuts", str(train_cuts),
+             "--iter", str(it), "--job", "JOB", "--nj", str(num_jobs)],
+            num_jobs, cmd, model_dir / "log", f"acc.{it}",
+        )
+        accs = [model_dir / "acc" / f"extractor.{it}.{j}.pt" for j in range(1, num_jobs + 1)]
+        stats = _merge(accs, ext.ExtractorStats.load)
+        if stats.num_utterances == 0:
+            raise ValueError(f"{train_cuts}: no utterance has {config.frontend.min_frames} voiced frames; cannot train T")
+        model = ext.IvectorExtractor.load(model_dir / f"{it}.pt")
+        logger.info(
+            "T-matrix iter %d: log-likelihood %.3f per utterance over %d utterances, auxiliary %.4g", it,
+            ext.ivector_log_likelihood_per_utt(stats), stats.num_utterances, ext.auxiliary(model.projection, stats),
+        )
+        ext.estimate(model, stats, cfg.min_divergence).save(model_dir / f"{it + 1}.pt")
+        for path in accs:
+            path.unlink()
+    shutil.copyfile(model_dir / f"{cfg.num_iters}.pt", model_dir / "final.pt")
+    mark_done(model_dir)
+    return ext.IvectorExtractor.load(model_dir / "final.pt")

@@ -1,0 +1,157 @@
+"""Stages 2-3 end to end on a tiny corpus of speaker-specific filtered noise: train-ubm,
+train-extractor, extract (in process and as run.pl jobs), score; short utterances; the CLI."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cimc.config import load_config
+from cimc.ivector.config import IvectorConfig
+from cimc.vectors import load_vectors
+
+torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def speaker_audio(rng, poles: np.ndarray, seconds: float, sr: int = 16000) -> np.ndarray:
+    """Pulse train + noise through the speaker's all-pole filter, with loud and silent stretches."""
+    from scipy.signal import lfilter
+
+    n = int(seconds * sr)
+    excitation = 0.3 * rng.normal(size=n)
+    excitation[:: int(sr / rng.uniform(90, 200))] += 3.0
+    audio = lfilter([1.0], np.poly(poles).real, excitation)
+    envelope = np.ones(n)
+    envelope[: n // 10] = 0.01  # a quiet lead-in for the VAD to drop
+    return (0.1 * audio / np.abs(audio).max() * envelope).astype(np.float32)
+
+
+def make_corpus(root: Path, num_train_spk=8, num_test_spk=4, utts=6, seed=0) -> dict[str, Path]:
+    """Recordings, cuts with speakers, features + VAD (stage 1), and trials over the test set."""
+    import soundfile as sf
+    from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
+
+    from cimc.data.trials import Trial, write_trials
+    from cimc.features.compute import compute_features
+    from cimc.features.config import FeaturePipelineConfig
+
+    rng = np.random.default_rng(seed)
+    paths = {}
+    for part, num_spk in (("train", num_train_spk), ("test", num_test_spk)):
+        cuts = []
+        for s in range(num_spk):
+            radius, angle = rng.uniform(0.85, 0.97, size=3), rng.uniform(0.1, 2.8, size=3)
+            poles = np.concatenate([radius * np.exp(1j * angle), radius * np.exp(-1j * angle)])
+            for u in range(utts):
+                utt = f"{part}{s:02d}-{u:02d}"
+                seconds = 0.03 if (part == "test" and s == 0 and u == 0) else rng.uniform(1.0, 2.0)
+                wav = root / "wav" / f"{utt}.wav"
+                wav.parent.mkdir(parents=True, exist_ok=True)
+                sf.write(wav, speaker_audio(rng, poles, seconds), 16000)
+                rec = Recording.from_file(wav, recording_id=utt)
+                sup = SupervisionSegment(utt, utt, 0.0, rec.duration, speaker=f"{part}spk{s:02d}")
+                cuts.append(MonoCut(utt, 0.0, rec.duration, 0, recording=rec, supervisions=[sup]))
+        manifest = root / f"{part}_raw_cuts.jsonl.gz"
+        CutSet.from_cuts(cuts).to_file(manifest)
+        compute_features(manifest, FeaturePipelineConfig(), root / "feats", part, 1)
+        paths[part] = root / "feats" / f"{part}_cuts.jsonl.gz"
+    test_ids = [f"test{s:02d}-{u:02d}" for s in range(num_test_spk) for u in range(utts)]
+    trials = [Trial(a, b, a[:6] == b[:6]) for i, a in enumerate(test_ids) for b in test_ids[i + 1 :]]
+    write_trials(root / "trials.txt", trials)
+    paths["trials"] = root / "trials.txt"
+    return paths
+
+
+TINY = ["frontend.num_ceps=13", "frontend.min_frames=5", "ubm.num_components=8", "ubm.num_iters=3", "ubm.subsample=2",
+        "extractor.ivector_dim=10", "extractor.num_iters=3", "extractor.batch_size=7", "backend.lda_dim=6"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from cimc.ivector.pipeline import train_extractor, train_ubm
+
+    root = tmp_path_factory.mktemp("ivector")
+    paths = make_corpus(root / "data")
+    config = load_config(IvectorConfig, None, TINY)
+    exp = root / "exp"
+    train_ubm(paths["train"], config, exp)
+    train_extractor(paths["train"], config, exp)
+    return paths, exp, config
+
+
+def test_training_writes_resumable_models(trained, caplog):
+    from cimc.ivector.pipeline import train_ubm
+
+    paths, exp, config = trained
+    for sub in ("ubm", "extractor"):
+        assert (exp / sub / ".done").is_file() and (exp / sub / "final.pt").is_file()
+        assert load_config(IvectorConfig, exp / sub / "config.yaml") == config
+        assert not list((exp / sub / "acc").glob("*.pt"))  # job statistics cleaned up once merged
+    ubm_mtime = (exp / "ubm" / "final.pt").stat().st_mtime
+    train_ubm(paths["train"], config, exp)  # done marker: nothing retrained
+    assert (exp / "ubm" / "final.pt").stat().st_mtime == ubm_mtime
+
+
+def test_extract_in_process_matches_runpl_jobs_and_lists_short(trained):
+    from cimc.ivector.extract import extract_ivectors
+
+    paths, exp, _ = trained
+    ids, vectors = extract_ivectors(paths["test"], exp, "test", num_jobs=1)
+    assert np.isfinite(vectors).all() and vectors.shape == (24, 10)
+    short = (exp / "short_test.txt").read_text().split()
+    assert short[0] == "test00-00" and int(short[1]) < 5
+    np.testing.assert_array_equal(vectors[ids.index("test00-00")], 0.0)
+    # Two jobs through utils/run.pl (subprocesses) give the same vectors in the same order.
+    jobs_ids, jobs_vectors = extract_ivectors(paths["test"], exp, "test2", num_jobs=2, cmd=str(REPO / "utils" / "run.pl"))
+    assert jobs_ids == ids
+    np.testing.assert_allclose(jobs_vectors, vectors, atol=1e-5)
+    assert (exp / "log" / "extract_test2.2.log").is_file()
+    # The same vectors in every output form.
+    np.testing.assert_allclose(load_vectors(exp / "ivectors_test.scp")[1], vectors, atol=1e-6)
+    from lhotse import CutSet
+
+    attached = {c.id: c.custom["ivector"] for c in CutSet.from_file(exp / "ivectors_test_cuts.jsonl.gz")}
+    np.testing.assert_allclose(attached[ids[3]], vectors[3], atol=1e-6)
+
+
+def test_cli_extract_and_score_separates_speakers(trained, tmp_path):
+    from cimc.cli import cli
+
+    paths, exp, _ = trained
+    runner = CliRunner()
+    result = runner.invoke(cli, ["ivector", "extract", "--cuts", str(paths["train"]), "--dir", str(exp), "--name", "train", "--no-kaldi"])
+    assert result.exit_code == 0, result.output
+    assert not (exp / "ivectors_train.ark").exists()
+    if not (exp / "ivectors_test.npy").exists():
+        runner.invoke(cli, ["ivector", "extract", "--cuts", str(paths["test"]), "--dir", str(exp), "--name", "test"])
+    config = tmp_path / "ivector.yaml"
+    config.write_text("backend:\n  lda_dim: 6\n  plda_iters: 5\n")
+    result = runner.invoke(cli, [
+        "ivector", "score", "--config", str(config), "--train", str(exp / "ivectors_train.npy"), "--test", str(exp / "ivectors_test.npy"),
+        "--trials", str(paths["trials"]), "--train-cuts", str(paths["train"]), "--output-dir", str(tmp_path / "out"),
+    ])
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "out" / "results.txt").read_text()
+    assert "| cosine |" in table and "| LDA6 + PLDA |" in table
+    eers = [float(line.split("|")[2]) for line in table.splitlines() if line.startswith("| cosine") or line.startswith("| LDA")]
+    assert all(eer < 30.0 for eer in eers), table  # chance is 50 %
+    assert (tmp_path / "out" / "det.png").stat().st_size > 0
+    assert len((tmp_path / "out" / "scores_plda.txt").read_text().splitlines()) == len(paths["trials"].read_text().splitlines())
+
+
+def test_bad_config_key_is_named(tmp_path):
+    from cimc.cli import cli
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ubm:\n  num_component: 8\n")
+    result = CliRunner().invoke(cli, ["ivector", "write-default-config", str(tmp_path / "default.yaml")])
+    assert result.exit_code == 0 and load_config(IvectorConfig, tmp_path / "default.yaml") == IvectorConfig()
+    from cimc.config import ConfigError
+
+    with pytest.raises(ConfigError, match="num_component"):
+        load_config(IvectorConfig, bad)
