@@ -93,13 +93,13 @@ class BackendConfig:
 
     :param lda_dim: LDA output dimension (Kaldi v1: 200), capped at #speakers - 1 and the i-vector dim.
     :param plda_iters: EM iterations of the two-covariance PLDA.
-    :param label_source: where speaker labels for LDA/PLDA come from: ``supervision`` (the cuts'
-        speaker field: true speakers, or pseudo-labels after clustering).
+
+    Speaker labels for LDA/PLDA are the training cuts' ``supervision.speaker`` (true speakers, or
+    pseudo-labels when given the clustered cuts).
     """
 
     lda_dim: int = 200
     plda_iters: int = 10
-    label_source: str = "supervision"
 
 
 @dataclass

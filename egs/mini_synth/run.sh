@@ -43,13 +43,28 @@ if run_stage 1; then
 fi
 
 if run_stage 2; then
-  log "Stage 2: UBM and total-variability matrix (conf/ivector.yaml)"
-  echo "stage 2: not implemented yet" >&2; exit 1
+  log "Stage 2: UBM and total-variability matrix ($conf/ivector.yaml), $nj jobs via $train_cmd"
+  # Each EM iteration splits the cuts over $nj jobs and merges their statistics; ubm/ and extractor/
+  # keep every iteration's model and a .done marker, so a rerun resumes where it stopped.
+  for step in train-ubm train-extractor; do
+    cimc ivector $step --config $conf/ivector.yaml --cuts $data/feats/mfcc/train_cuts.jsonl.gz \
+      --dir $exp/ivector --nj $nj --cmd "$train_cmd"
+  done
 fi
 
 if run_stage 3; then
-  log "Stage 3: i-vectors for train and test, cosine / PLDA baseline EER"
-  echo "stage 3: not implemented yet" >&2; exit 1
+  log "Stage 3: i-vectors for train and test, cosine / LDA + PLDA baseline EER"
+  for part in train test; do
+    if [ ! -f $exp/ivector/.ivectors_$part.done ]; then
+      cimc ivector extract --cuts $data/feats/mfcc/${part}_cuts.jsonl.gz --dir $exp/ivector --name $part \
+        --nj $nj --cmd "$train_cmd"
+      touch $exp/ivector/.ivectors_$part.done
+    fi
+  done
+  cimc ivector score --config $conf/ivector.yaml --train $exp/ivector/ivectors_train.npy \
+    --test $exp/ivector/ivectors_test.npy --trials $data/trials.txt \
+    --train-cuts $data/manifests/train_cuts.jsonl.gz --exclude $exp/ivector/short_train.txt \
+    --output-dir $exp/ivector
 fi
 
 if run_stage 4; then
