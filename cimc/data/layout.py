@@ -1,0 +1,112 @@
+"""The Stage 0 data layout every recipe shares, written from Lhotse recordings and supervisions.
+
+Under ``output_dir`` (``$data`` in run.sh), for a part such as ``train``::
+
+    manifests/{part}_recordings.jsonl.gz   Lhotse RecordingSet
+    manifests/{part}_supervisions.jsonl.gz Lhotse SupervisionSet (speaker = true speaker id)
+    manifests/{part}_cuts.jsonl.gz         one MonoCut per utterance
+    kaldi/{part}/wav.scp utt2spk spk2utt   Kaldi data dir (+ segments, spk2gender when known)
+
+Cut id == supervision id == utterance id, and == recording id unless the corpus has Kaldi
+``segments`` (several utterances per recording). The trials live in ``output_dir/trials.txt``.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Iterable
+
+from cimc.utils import atomic_path, write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+
+def _name_some(items: Iterable[str], limit: int = 10) -> str:
+    items = list(items)
+    return ", ".join(items[:limit]) + (" ..." if len(items) > limit else "")
+
+
+def check_unique(ids: Iterable[str], what: str) -> None:
+    """Raise ``ValueError`` naming (and counting) ids that occur more than once."""
+    dups = sorted(i for i, n in Counter(ids).items() if n > 1)
+    if dups:
+        raise ValueError(f"{len(dups)} duplicate {what} id(s): {_name_some(dups)}")
+
+
+def make_cuts(recordings, supervisions):
+    """One MonoCut per supervision, spanning exactly that supervision.
+
+    :param recordings: a Lhotse RecordingSet.
+    :param supervisions: a SupervisionSet whose every segment has a speaker and a known recording.
+    :return: a CutSet with cut id == supervision id, in supervision order.
+    """
+    from lhotse import CutSet, MonoCut
+    from lhotse.utils import fastcopy
+
+    check_unique((s.id for s in supervisions), "utterance")
+    missing = [s.id for s in supervisions if s.recording_id not in recordings]
+    if missing:
+        raise ValueError(f"{len(missing)} utterance(s) refer to unknown recordings: {_name_some(missing)}")
+    no_speaker = [s.id for s in supervisions if not s.speaker]
+    if no_speaker:
+        raise ValueError(f"{len(no_speaker)} utterance(s) have no speaker: {_name_some(no_speaker)}")
+    cuts = []
+    for sup in supervisions:
+        channel = sup.channel if isinstance(sup.channel, int) else 0
+        cuts.append(MonoCut(
+            id=sup.id, start=sup.start, duration=sup.duration, channel=channel,
+            recording=recordings[sup.recording_id], supervisions=[fastcopy(sup, start=0.0)],
+        ))
+    return CutSet.from_cuts(cuts)
+
+
+def wav_scp_entry(recording) -> str:
+    """The wav.scp value for ``recording``: a path, or a pipe that decodes it (as Kaldi's recipes do)."""
+    source = recording.sources[0]
+    if source.type == "command":
+        return f"{source.source} |"
+    if source.type != "file":
+        raise ValueError(f"recording {recording.id}: a {source.type!r} audio source cannot go into wav.scp")
+    path = source.source
+    if Path(path).suffix.lower() in {".m4a", ".mp4", ".aac"}:
+        return f"ffmpeg -v 8 -i {path} -f wav -acodec pcm_s16le - |"
+    return path
+
+
+def write_kaldi_dir(kaldi_dir: str | Path, recordings, supervisions) -> None:
+    """Kaldi data dir (sorted, as Kaldi's validate_data_dir.sh wants) for the given manifests."""
+    kaldi_dir = Path(kaldi_dir)
+    sups = sorted(supervisions, key=lambda s: s.id)
+    utt2spk = "".join(f"{s.id} {s.speaker}\n" for s in sups)
+    spk2utt_map: dict[str, list[str]] = defaultdict(list)
+    for s in sups:
+        spk2utt_map[s.speaker].append(s.id)
+    segmented = any(s.id != s.recording_id or s.start > 0 for s in sups)
+    used = sorted({s.recording_id for s in sups})
+    write_text_atomic(kaldi_dir / "wav.scp", "".join(f"{r} {wav_scp_entry(recordings[r])}\n" for r in used))
+    write_text_atomic(kaldi_dir / "utt2spk", utt2spk)
+    write_text_atomic(kaldi_dir / "spk2utt", "".join(f"{k} {' '.join(v)}\n" for k, v in sorted(spk2utt_map.items())))
+    if segmented:
+        write_text_atomic(
+            kaldi_dir / "segments",
+            "".join(f"{s.id} {s.recording_id} {s.start:.3f} {s.start + s.duration:.3f}\n" for s in sups),
+        )
+    genders = {s.speaker: s.gender.lower()[0] for s in sups if s.gender}
+    if genders and len(genders) == len(spk2utt_map):
+        write_text_atomic(kaldi_dir / "spk2gender", "".join(f"{k} {v}\n" for k, v in sorted(genders.items())))
+
+
+def write_data_layout(output_dir: str | Path, part: str, recordings, supervisions):
+    """Write the manifests and the Kaldi dir of ``part`` under ``output_dir``; return its CutSet."""
+    output_dir = Path(output_dir)
+    cuts = make_cuts(recordings, supervisions)
+    manifests = output_dir / "manifests"
+    for manifest, kind in ((recordings, "recordings"), (supervisions, "supervisions"), (cuts, "cuts")):
+        with atomic_path(manifests / f"{part}_{kind}.jsonl.gz") as tmp:
+            manifest.to_file(tmp)
+    write_kaldi_dir(output_dir / "kaldi" / part, recordings, supervisions)
+    speakers = {s.speaker for s in supervisions}
+    hours = sum(c.duration for c in cuts) / 3600
+    logger.info("%s: %d utterances, %d speakers, %.2f h -> %s", part, len(cuts), len(speakers), hours, output_dir)
+    return cuts

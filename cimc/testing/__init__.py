@@ -1,0 +1,1 @@
+"""Helpers for tests and demos: tiny corpora with the layouts the recipes expect."""
