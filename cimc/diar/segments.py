@@ -119,3 +119,39 @@ def labels_to_turns(recording_id: str, subsegments: np.ndarray, labels: Sequence
         else:
             turns.append([start, end, name])
     return [Turn(recording_id, round(float(s), 3), round(float(e - s), 3), name) for s, e, name in turns if e > s]
+
+
+def write_segments(regions: dict[str, Sequence[tuple[float, float]]], path) -> None:
+    """Kaldi ``segments`` file: ``<segment-id> <recording-id> <start> <end>``, ids ``<rec>-<start ms>-<end ms>``."""
+    from cimc.utils import write_text_atomic
+
+    lines = [f"{segment_id(rec, s, e)} {rec} {s:.3f} {e:.3f}\n"
+             for rec, spans in sorted(regions.items()) for s, e in spans]
+    write_text_atomic(path, "".join(lines))
+
+
+def segment_id(recording_id: str, start: float, end: float) -> str:
+    """Kaldi-style sortable id of a piece of a recording: ``<rec>-<start ms:08d>-<end ms:08d>``."""
+    return f"{recording_id}-{int(round(start * 1000)):08d}-{int(round(end * 1000)):08d}"
+
+
+def read_segments(path) -> dict[str, list[tuple[str, float, float]]]:
+    """Recording id -> ``[(segment id, start, end), ...]`` (sorted by start) from a Kaldi ``segments`` file."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"segments file {path} does not exist")
+    regions: dict[str, list[tuple[str, float, float]]] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            seg, rec, start, end = fields[0], fields[1], float(fields[2]), float(fields[3])
+        except (IndexError, ValueError):
+            raise ValueError(f"{path}:{number}: expected '<segment> <recording> <start> <end>', got {line!r}") from None
+        if end <= start:
+            raise ValueError(f"{path}:{number}: segment {seg} ends ({end}) before it starts ({start})")
+        regions.setdefault(rec, []).append((seg, start, end))
+    return {rec: sorted(spans, key=lambda x: x[1]) for rec, spans in sorted(regions.items())}
