@@ -42,13 +42,16 @@ def synthetic_noise(length: int, rng: np.random.Generator) -> np.ndarray:
     return (white / (white.std() + 1e-8)).astype(np.float32)
 
 
-def simulated_rir(sampling_rate: int, rt60: float, rng: np.random.Generator) -> np.ndarray:
-    """A room impulse response: a direct-path impulse followed by Gaussian noise decaying 60 dB in ``rt60`` s."""
+def simulated_rir(sampling_rate: int, rt60: float, rng: np.random.Generator, drr_db: float = 3.0) -> np.ndarray:
+    """A room impulse response: a unit direct-path impulse, then Gaussian noise decaying 60 dB in ``rt60`` s.
+
+    The tail's energy is ``drr_db`` below the direct path's (direct-to-reverberant ratio).
+    """
     length = max(int(rt60 * sampling_rate), 2)
     t = np.arange(length) / sampling_rate
     tail = rng.standard_normal(length) * np.exp(-6.9078 * t / rt60)  # ln(1000) = 6.9078: -60 dB at rt60
     tail[0] = 0.0
-    rir = 0.3 * tail / (np.abs(tail).max() + 1e-8)
+    rir = tail * np.sqrt(10 ** (-drr_db / 10) / (np.sum(tail**2) + 1e-12))
     rir[0] = 1.0
     return rir.astype(np.float32)
 
@@ -106,7 +109,8 @@ class WaveformAugmenter:
             noise = self._real(self.noises, rng) if self.noises else synthetic_noise(samples.size, rng)
             snr = rng.uniform(*self.config.snr_db)
             return add_noise(samples, fit_length(noise, samples.size, rng), snr)
-        rir = self._real(self.rirs, rng) if self.rirs else simulated_rir(self.sampling_rate, rng.uniform(*self.config.rt60), rng)
+        rir = self._real(self.rirs, rng) if self.rirs else simulated_rir(
+            self.sampling_rate, rng.uniform(*self.config.rt60), rng, rng.uniform(0.0, 10.0))
         return reverberate(samples, rir)
 
 
