@@ -13,6 +13,8 @@ nj=8
 voxceleb1=               # folder with wav/idXXXXX/... (VoxCeleb1 test part at least)
 voxceleb2=               # folder with dev/aac/idXXXXX/... (m4a) or dev/wav after conversion
 trials=cleaned           # VoxCeleb1-O list: original (37,720 trials) or cleaned (37,611)
+trials_file=             # local copy of that list (offline); else found in $voxceleb1 or downloaded
+convert_m4a=false        # true: first convert $voxceleb2/dev/aac/*.m4a to dev/wav once (needs ffmpeg)
 num_clusters=5000        # C, the paper's default (10000 for the Table I rows)
 conf=conf                # folder of the YAML configs (tests point it at tiny ones)
 data=data
@@ -24,8 +26,14 @@ exp=exp
 . utils/parse_options.sh
 
 if run_stage 0 && [ ! -f $data/manifests/.done ]; then
+  if $convert_m4a; then
+    # One-time decode of ~1.09 M m4a files (~9 core-hours); reruns skip finished files.
+    log "Stage 0: converting $voxceleb2/dev/aac (m4a) to $voxceleb2/dev/wav"
+    cimc convert-m4a --input-dir "$voxceleb2/dev/aac" --output-dir "$voxceleb2/dev/wav" --nj $nj
+  fi
   log "Stage 0: Lhotse manifests for VoxCeleb2-dev (train) and VoxCeleb1-O ($trials trials)"
-  cimc prepare-voxceleb --voxceleb1 "$voxceleb1" --voxceleb2 "$voxceleb2" --trials $trials --output-dir $data
+  cimc prepare-voxceleb --voxceleb1 "$voxceleb1" --voxceleb2 "$voxceleb2" --trials $trials \
+    ${trials_file:+--trials-file "$trials_file"} --output-dir $data --nj $nj
   touch $data/manifests/.done
 fi
 
