@@ -95,3 +95,13 @@ def test_too_few_speakers_is_an_error(tmp_path):
     cuts = tone_utterances(tmp_path / "utts", num_speakers=1)
     with pytest.raises(ValueError, match="at least 2 speakers"):
         build_conversations(cuts, tmp_path / "out", ConversationConfig(**SMALL))
+
+
+def test_speaker_range_splits_speakers(tmp_path):
+    (tmp_path / "utts").mkdir()
+    cuts = tone_utterances(tmp_path / "utts")
+    small = {**SMALL, "min_speakers": 2, "max_speakers": 3}
+    dev = build_conversations(cuts, tmp_path / "dev", ConversationConfig(**small, speaker_range=(0.0, 0.5)))
+    ev = build_conversations(cuts, tmp_path / "eval", ConversationConfig(**small, speaker_range=(0.5, 1.0)))
+    assert {t.speaker for c in dev for t in c.turns} <= {"spk0", "spk1", "spk2"}
+    assert {t.speaker for c in ev for t in c.turns} <= {"spk3", "spk4", "spk5"}

@@ -1,6 +1,8 @@
 """cimc.diar.pipeline and stages: speech activity, sub-segment cuts, per-recording clustering, CLI."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -16,6 +18,11 @@ from cimc.diar.scoring import score_diarization
 from cimc.diar.segments import read_segments, segment_id
 from cimc.vectors import save_vectors
 
+@dataclasses.dataclass
+class _ThresholdConfig:
+    distance_threshold: float = 1.0
+
+
 if "test-kmeans" not in CLUSTERERS:
     @register_clusterer("test-kmeans")
     class _KMeans(Clusterer):
@@ -26,12 +33,13 @@ if "test-kmeans" not in CLUSTERERS:
                 raise ValueError("test-kmeans needs n_clusters")
             return KMeans(n_clusters, n_init=4, random_state=0).fit_predict(X)
 
-    @register_clusterer("test-ahc")
+    @register_clusterer("test-ahc", config=_ThresholdConfig)
     class _Ahc(Clusterer):
-        """Cosine average-linkage AHC cut at distance 1 (orthogonal blobs): estimates the count."""
+        """Cosine average-linkage AHC cut at a distance (1: orthogonal blobs): estimates the count."""
 
         def fit_predict(self, X, n_clusters=None):
-            kwargs = {"n_clusters": n_clusters} if n_clusters else {"n_clusters": None, "distance_threshold": 1.0}
+            kwargs = ({"n_clusters": n_clusters} if n_clusters else
+                      {"n_clusters": None, "distance_threshold": self.config.distance_threshold})
             return AgglomerativeClustering(metric="cosine", linkage="average", **kwargs).fit_predict(X)
 
 
@@ -180,3 +188,24 @@ def test_energy_vad_speech_activity(recordings, tmp_path):
     segments = {rec: [(segment_id(rec, s, e), s, e) for s, e in spans] for rec, spans in regions.items()}
     pieces = subsegment_cuts(cuts, segments, SubsegmentConfig())
     assert pieces[0].has_features and pieces[0].load_features().shape[0] == pytest.approx(150, abs=2)
+
+
+def test_tune_picks_the_threshold_with_lowest_der(tmp_path):
+    from cimc.diar.tuning import tune_parameter
+
+    ids, vectors = blob_embeddings(REFERENCE, np.random.default_rng(2))
+    by_rec = {"a": REFERENCE[:3], "b": REFERENCE[3:]}
+    best, trials = tune_parameter(ids, vectors, "test-ahc", ClusteringConfig(), by_rec, "distance_threshold",
+                                  [0.01, 0.5, 1.99])
+    assert best == 0.5
+    ders = {value: der for value, der, _ in trials}
+    assert ders[0.5] < 1.0 < min(ders[0.01], ders[1.99])
+    speakers = {value: n for value, _, n in trials}
+    assert speakers[1.99] == 1.0 and speakers[0.5] == 2.5 and speakers[0.01] > 10  # all merged; 2 and 3; none
+    save_vectors(tmp_path / "emb", ids, vectors)
+    write_rttm(REFERENCE, tmp_path / "ref.rttm")
+    args = ["diar", "tune", "--embeddings", str(tmp_path / "emb"), "--ref-rttm", str(tmp_path / "ref.rttm"),
+            "--method", "test-ahc", "--values", "0.01,0.5,1.99", "--output-dir", str(tmp_path / "tune")]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.output.strip() == "clustering.methods.test-ahc.distance_threshold=0.5"
+    assert (tmp_path / "tune/best_override.txt").read_text().strip() == result.output.strip()

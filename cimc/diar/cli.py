@@ -107,6 +107,26 @@ def cluster_command(embeddings, method, config_path, output_dir, ref_rttm, overr
     click.echo(run_clustering(embeddings, method, _config(config_path, overrides), output_dir, ref_rttm))
 
 
+@diar.command("tune")
+@click.option("--embeddings", required=True, help="Development sub-segment embeddings PREFIX(.npy/.ids).")
+@click.option("--ref-rttm", type=EXISTING, required=True, help="Development reference RTTM.")
+@click.option("--method", required=True, help="Clustering method, e.g. ahc.")
+@click.option("--param", "field", default="distance_threshold", show_default=True, help="Numeric field of the method's config.")
+@click.option("--values", required=True, help="Comma-separated values to try, e.g. 0.6,0.8,1.0.")
+@CONFIG
+@click.option("--output-dir", type=click.Path(file_okay=False), required=True, help="Writes tuning.txt, best_override.txt.")
+@click.argument("overrides", nargs=-1)
+def tune_command(embeddings, ref_rttm, method, field, values, config_path, output_dir, overrides) -> None:
+    """Pick the value of one clustering parameter with the lowest DER on a development set; print the override."""
+    from cimc.diar.stages import run_tuning
+
+    try:
+        grid = [float(v) for v in values.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{values!r} is not a comma-separated list of numbers", param_hint="--values") from None
+    click.echo(run_tuning(embeddings, ref_rttm, method, field, grid, _config(config_path, overrides), output_dir))
+
+
 @diar.command("score")
 @click.option("--ref", "ref_rttm", type=EXISTING, required=True, help="Reference RTTM.")
 @click.option("--hyp", "hyps", multiple=True, required=True, help="NAME=RTTM of a system; repeatable.")

@@ -51,6 +51,9 @@ class ConversationConfig:
     snr_min: float = 15.0  # dB, background noise relative to the speech power
     snr_max: float = 30.0
     trim_silence: bool = True  # trim each source utterance to its voiced frames (energy VAD)
+    # Share of the (sorted) source speakers to draw from, e.g. [0, 0.5] for a tuning set and [0.5, 1]
+    # for the evaluation set, so that the two never share a speaker.
+    speaker_range: tuple[float, float] = (0.0, 1.0)
     sampling_rate: int = 16000
     seed: int = 0
 
@@ -62,6 +65,8 @@ class ConversationConfig:
                 raise ValueError(f"{low} ({getattr(self, low)}) > {high} ({getattr(self, high)})")
         if self.min_speakers < 1 or self.min_turn <= 0 or self.min_silence < 0:
             raise ValueError("need min_speakers >= 1, min_turn > 0 and min_silence >= 0")
+        if not 0 <= self.speaker_range[0] < self.speaker_range[1] <= 1:
+            raise ValueError(f"speaker_range must be [low, high] with 0 <= low < high <= 1, got {self.speaker_range}")
         if not 0 <= self.overlap_share < 1:
             raise ValueError(f"overlap_share must lie in [0, 1), got {self.overlap_share}")
 
@@ -118,8 +123,10 @@ class UtterancePool:
 
     @property
     def speakers(self) -> list[str]:
-        """Sorted speaker ids."""
-        return sorted(self.by_speaker)
+        """Sorted speaker ids within ``config.speaker_range``."""
+        everyone = sorted(self.by_speaker)
+        low, high = self.config.speaker_range
+        return everyone[int(round(low * len(everyone))): int(round(high * len(everyone)))]
 
     def audio(self, cut: Any) -> np.ndarray:
         """(S,) float32 samples of ``cut`` at the configured rate, trimmed if configured."""

@@ -74,6 +74,29 @@ def run_clustering(embeddings: str | Path, method: str, config: DiarizationConfi
     return output_dir / "rttm"
 
 
+def run_tuning(embeddings: str | Path, ref_rttm: str | Path, method: str, field: str, values: list[float],
+               config: DiarizationConfig, output_dir: str | Path) -> str:
+    """Tune ``field`` of ``method`` on development embeddings for DER.
+
+    Writes ``tuning.txt`` (table) and ``best_override.txt``: one ``clustering.methods.M.F=V`` line that
+    `cimc diar cluster` takes as an override on the evaluation set.
+    :return: the override line.
+    """
+    from cimc.diar.tuning import format_trials, tune_parameter
+    from cimc.vectors import load_vectors
+
+    output_dir = Path(output_dir)
+    ids, vectors = load_vectors(embeddings)
+    reference = group_by_recording(read_rttm(ref_rttm))
+    best, trials = tune_parameter(ids, vectors, method, config.clustering, reference, field, values, config.collar)
+    table = format_trials(method, field, trials, best)
+    write_text_atomic(output_dir / "tuning.txt", table)
+    override = f"clustering.methods.{method}.{field}={best:g}"
+    write_text_atomic(output_dir / "best_override.txt", override + "\n")
+    logger.info("tuned on %d development recordings:\n%s", len(reference), table)
+    return override
+
+
 def run_scoring(ref_rttm: str | Path, hypotheses: Mapping[str, str | Path], output_dir: str | Path,
                 collar: float = 0.25, plot_recording: str | None = None) -> str:
     """Stage 4: DER / JER of each system, with and without overlapped speech; table, JSON and PNGs.
