@@ -1,7 +1,7 @@
 """Stage 1 (``cimc compute-feats``): features and energy-VAD decisions for a cut set, on disk.
 
-Cost: feature extraction is the bulk (kaldi-native-fbank runs ~0.005 x real time per core; the
-2,300 h of VoxCeleb2-dev take about 12 core-hours), spread over ``nj`` processes by Lhotse. The VAD
+Cost: feature extraction is the bulk (kaldi-native-fbank runs ~0.008 x real time per core; the
+2,300 h of VoxCeleb2-dev take about 17 core-hours), spread over ``nj`` processes by Lhotse. The VAD
 pass re-reads the stored features (as Kaldi's ``compute_vad_decision.sh`` reads feats.scp) and is cheap.
 
 Layout under ``output_dir`` for ``name`` (e.g. ``train``)::
