@@ -40,24 +40,21 @@ def baum_welch_stats(
     :param utterances: B arrays (T_b, D) of front-end frames (T_b may be 0).
     :return: N (B, C) = sum_t gamma_tc and F (B, C, D) = sum_t gamma_tc x_t (uncentred).
     """
-    lengths = [len(u) for u in utterances]
-    batch, dim, longest = len(utterances), gmm.dim, max(lengths, default=0)
-    counts = torch.zeros(batch, gmm.num_components, device=device, dtype=dtype)
-    first = torch.zeros(batch, gmm.num_components, dim, device=device, dtype=dtype)
-    if longest == 0:
-        return counts, first
-    # Pad to (B, T_max, D) so that all first-order statistics are one batched product.
-    padded = torch.zeros(batch, longest, dim, device=device, dtype=dtype)
-    valid = torch.zeros(batch, longest, dtype=torch.bool, device=device)
-    for b, frames in enumerate(utterances):
-        if len(frames):
-            padded[b, : len(frames)] = torch.as_tensor(frames, dtype=dtype).to(device, non_blocking=True)
-            valid[b, : len(frames)] = True
-    post = torch.zeros(batch, longest, gmm.num_components, device=device, dtype=dtype)
-    post[valid] = frame_posteriors(gmm, padded[valid], num_gselect, min_post) * posterior_scale
-    counts = post.sum(1)
-    first = torch.bmm(post.transpose(1, 2), padded)
-    return counts, first
+    lengths = torch.tensor([len(u) for u in utterances])
+    batch, num_components, dim = len(utterances), gmm.num_components, gmm.dim
+    counts = torch.zeros(batch * num_components, device=device, dtype=dtype)
+    first = torch.zeros(batch * num_components, dim, device=device, dtype=dtype)
+    if int(lengths.sum()) > 0:
+        frames = torch.as_tensor(np.concatenate([np.asarray(u).reshape(-1, dim) for u in utterances]), dtype=dtype).to(device)
+        post, gaussian = frame_posteriors(gmm, frames, num_gselect, min_post)
+        # Scatter the surviving (frame, Gaussian) pairs into row b * C + c of the batch's statistics.
+        utt = torch.repeat_interleave(torch.arange(batch), lengths).to(device)
+        kept = torch.nonzero(post > 0, as_tuple=True)
+        rows = utt[kept[0]] * num_components + gaussian[kept]
+        values = post[kept] * posterior_scale
+        counts.index_add_(0, rows, values)
+        first.index_add_(0, rows, values[:, None] * frames[kept[0]])
+    return counts.view(batch, num_components), first.view(batch, num_components, dim)
 
 
 def _packed_index(dim: int, device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -48,7 +48,9 @@ class DiagGmm:
             torch.log(self.weights)
             - 0.5 * (self.dim * math.log(2 * math.pi) + torch.log(self.variances).sum(1) + (self.means**2 * precision).sum(1))
         )
-        return const + frames @ (self.means * precision).T - 0.5 * (frames**2) @ precision.T
+        # One (N, 2D) x (2D, C) product: [x, x^2] against [mu / var, -1 / (2 var)].
+        weights = torch.cat([self.means * precision, -0.5 * precision], dim=1)
+        return torch.addmm(const, torch.cat([frames, frames * frames], dim=1), weights.T)
 
     def save(self, path: str | Path) -> None:
         """Write the model atomically as a torch file (float64 on CPU)."""
@@ -180,14 +182,15 @@ def _nearest(frames: torch.Tensor, centers: torch.Tensor, chunk_frames: int) -> 
     return torch.cat([(half_sq - x @ centers.T).argmin(1) for x in frames.split(chunk_frames)])
 
 
-def frame_posteriors(gmm: DiagGmm, frames: torch.Tensor, num_gselect: int, min_post: float) -> torch.Tensor:
-    """Sparse-in-effect frame posteriors for Baum-Welch statistics (Kaldi's gselect + min-post).
+def frame_posteriors(gmm: DiagGmm, frames: torch.Tensor, num_gselect: int, min_post: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sparse frame posteriors for Baum-Welch statistics (Kaldi's gselect + min-post).
 
-    Keeps each frame's ``num_gselect`` most likely Gaussians, renormalises, drops posteriors below
+    Keeps each frame's ``num_gselect`` most likely Gaussians, renormalises, zeroes posteriors below
     ``min_post`` and renormalises again (the top one always survives).
 
     :param frames: (N, D).
-    :return: (N, C) dense posteriors, each row summing to 1.
+    :return: posteriors (N, k) summing to 1 per row (pruned ones 0) and their Gaussians (N, k),
+        k = min(num_gselect, C).
     """
     loglik = gmm.log_likelihoods(frames)
     k = min(num_gselect, gmm.num_components)
@@ -198,4 +201,4 @@ def frame_posteriors(gmm: DiagGmm, frames: torch.Tensor, num_gselect: int, min_p
         keep[:, 0] = True  # topk is sorted, so column 0 is the best Gaussian
         post = post * keep
         post = post / post.sum(1, keepdim=True)
-    return torch.zeros_like(loglik).scatter_(1, top_idx, post)
+    return post, top_idx
