@@ -159,8 +159,8 @@ def test_cli_stages_run_end_to_end(recordings, tmp_path):
             "--hyp", f"oracle={tmp_path / 'ref.rttm'}", "--output-dir", str(tmp_path / "results")]
     result = runner.invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0
-    assert "| oracle | with | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 |" in result.output
-    kmeans_der = float(result.output.split("| kmeans | with | ")[1].split(" |")[0])
+    assert "| oracle | with | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 |" in result.stdout
+    kmeans_der = float(result.stdout.split("| kmeans | with | ")[1].split(" |")[0])
     assert kmeans_der < 5.0  # boundaries are off by at most half a shift, inside or near the collar
     assert (tmp_path / "results/timeline_kmeans.png").is_file()
 
@@ -207,5 +207,5 @@ def test_tune_picks_the_threshold_with_lowest_der(tmp_path):
     args = ["diar", "tune", "--embeddings", str(tmp_path / "emb"), "--ref-rttm", str(tmp_path / "ref.rttm"),
             "--method", "test-ahc", "--values", "0.01,0.5,1.99", "--output-dir", str(tmp_path / "tune")]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
-    assert result.output.strip() == "clustering.methods.test-ahc.distance_threshold=0.5"
-    assert (tmp_path / "tune/best_override.txt").read_text().strip() == result.output.strip()
+    assert result.stdout.strip() == "clustering.methods.test-ahc.distance_threshold=0.5"
+    assert (tmp_path / "tune/best_override.txt").read_text().strip() == result.stdout.strip()
