@@ -20,7 +20,7 @@ from cimc.testing.voxceleb_layout import build_voxceleb_layout
 REPO = Path(__file__).resolve().parents[1]
 RUN_SH = REPO / "egs" / "voxceleb" / "run.sh"
 TINY_CONF = REPO / "tests" / "recipes" / "tiny_conf"
-STOP_STAGE = 1  # raise when a later stage joins; add its assertions below
+STOP_STAGE = 3  # raise when a later stage joins; add its assertions below
 
 
 @dataclass
@@ -92,6 +92,40 @@ def test_stage1_features_and_vad(recipe, part):
         # The tiny utterances have 0.2 s of near-silence at each end: VAD drops it, keeps the voice.
         assert 0.5 * len(all_frames) < len(voiced) < len(all_frames) - 20
         assert np.isfinite(voiced).all()
+
+
+# --- Stages 2-3 --------------------------------------------------------------------------------
+
+
+def test_stage2_ubm_and_extractor(recipe):
+    import torch
+
+    ivector_dir = recipe.exp / "ivector"
+    assert "Stage 2" in recipe.log
+    for sub, num_iters in (("ubm", 2), ("extractor", 2)):  # tests/recipes/tiny_conf/ivector.yaml
+        assert (ivector_dir / sub / ".done").is_file() and (ivector_dir / sub / "config.yaml").is_file()
+        assert [(ivector_dir / sub / f"{i}.pt").is_file() for i in range(num_iters + 1)] == [True] * (num_iters + 1)
+    ubm = torch.load(ivector_dir / "ubm" / "final.pt")
+    assert ubm["means"].shape == (8, 72)  # 24 cepstra + deltas + delta-deltas
+    assert torch.isclose(ubm["weights"].sum(), torch.tensor(1.0, dtype=torch.float64))
+    assert torch.load(ivector_dir / "extractor" / "final.pt")["projection"].shape == (8, 72, 10)
+
+
+def test_stage3_ivectors_and_baseline(recipe):
+    from cimc.vectors import load_vectors
+
+    ivector_dir = recipe.exp / "ivector"
+    for part, count in (("train", 16), ("test", 12)):
+        ids, vectors = load_vectors(ivector_dir / f"ivectors_{part}.npy")
+        assert len(ids) == count and vectors.shape == (count, 10) and np.isfinite(vectors).all()
+        assert set(ids) == set(read_map(recipe.data / "kaldi" / part / "utt2spk"))
+        assert (ivector_dir / f"ivectors_{part}.scp").is_file() and (ivector_dir / f"ivectors_{part}_cuts.jsonl.gz").is_file()
+    table = (ivector_dir / "results.txt").read_text()
+    assert "| cosine |" in table and "+ PLDA |" in table and "| cosine |" in recipe.log
+    for line in table.splitlines()[4:]:
+        eer = float(line.split("|")[2])
+        assert 0.0 <= eer <= 100.0
+    assert len((ivector_dir / "scores_plda.txt").read_text().splitlines()) == 65
 
 
 def test_rerun_skips_finished_stages(recipe):
