@@ -25,7 +25,7 @@ from cimc.config import save_config
 from cimc.features.config import FeaturePipelineConfig
 from cimc.features.frames import VAD_FIELD
 from cimc.features.vad import compute_vad, vad_log_energy
-from cimc.utils import write_text_atomic
+from cimc.utils import atomic_path, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ def compute_features(
     if storage.exists():  # leftovers of an interrupted run: start clean
         shutil.rmtree(storage)
     storage.mkdir()
+    num_jobs = min(num_jobs, len(cuts))
     if num_jobs > 1:
         torch.set_num_threads(1)  # Lhotse warns that threads x processes can hang
     extractor = make_extractor(config.extractor_config)
@@ -112,8 +113,6 @@ def compute_features(
     with_feats = with_feats.sort_like([i for i in input_ids if i in with_feats])
     with_vad, voiced, frames = attach_vad(with_feats, config, output_dir / f"{name}_vad.lca", name)
     out_path = output_dir / f"{name}_cuts.jsonl.gz"
-    from cimc.utils import atomic_path
-
     with atomic_path(out_path) as tmp:
         with_vad.to_file(tmp)
     logger.info(

@@ -1,0 +1,68 @@
+"""The shared Stage 0 writer (cimc.data.layout): cut construction, Kaldi dir, errors naming ids."""
+from __future__ import annotations
+
+import pytest
+
+
+def manifests(ids_speakers, path="/c/{}.wav", starts=None):
+    from lhotse import AudioSource, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+
+    recordings = RecordingSet.from_recordings(
+        Recording(id=rid, sources=[AudioSource("file", [0], path.format(rid))], sampling_rate=16000,
+                  num_samples=32000, duration=2.0)
+        for rid in sorted({r for _, r, _ in ids_speakers})
+    )
+    supervisions = SupervisionSet.from_segments(
+        SupervisionSegment(id=uid, recording_id=rid, start=(starts or {}).get(uid, 0.0),
+                           duration=1.0 if starts else 2.0, speaker=spk, gender="female" if spk == "b" else None)
+        for uid, rid, spk in ids_speakers
+    )
+    return recordings, supervisions
+
+
+def test_cuts_span_their_supervision(tmp_path):
+    from cimc.data.layout import write_data_layout
+
+    recordings, supervisions = manifests([("a-1", "r1", "a"), ("b-1", "r1", "b")], starts={"a-1": 0.0, "b-1": 1.0})
+    cuts = write_data_layout(tmp_path, "train", recordings, supervisions).to_eager()
+    cut = cuts["b-1"]
+    assert (cut.start, cut.duration, cut.recording_id) == (1.0, 1.0, "r1")
+    assert cut.supervisions[0].start == 0.0 and cut.supervisions[0].speaker == "b"
+    kaldi = tmp_path / "kaldi" / "train"
+    assert (kaldi / "segments").read_text() == "a-1 r1 0.000 1.000\nb-1 r1 1.000 2.000\n"
+    assert (kaldi / "wav.scp").read_text() == "r1 /c/r1.wav\n"
+    assert (kaldi / "spk2utt").read_text() == "a a-1\nb b-1\n"
+    assert not (kaldi / "spk2gender").exists()  # speaker "a" has no gender: no partial file
+
+
+def test_whole_recording_utterances_have_no_segments_file_and_m4a_becomes_a_pipe(tmp_path):
+    from cimc.data.layout import write_data_layout
+
+    recordings, supervisions = manifests([("u1", "u1", "s"), ("u2", "u2", "s")], path="/c/{}.m4a")
+    write_data_layout(tmp_path, "train", recordings, supervisions)
+    kaldi = tmp_path / "kaldi" / "train"
+    assert not (kaldi / "segments").exists()
+    assert (kaldi / "wav.scp").read_text().splitlines()[0] == "u1 ffmpeg -v 8 -i /c/u1.m4a -f wav -acodec pcm_s16le - |"
+
+
+@pytest.mark.parametrize(
+    "rows,message",
+    [([("u1", "r1", "s"), ("u1", "r2", "s")], r"1 duplicate utterance id\(s\): u1"),
+     ([("u1", "r1", "")], r"1 utterance\(s\) have no speaker: u1")],
+)
+def test_bad_supervisions_are_named(rows, message, tmp_path):
+    from cimc.data.layout import make_cuts
+
+    recordings, supervisions = manifests(rows)
+    with pytest.raises(ValueError, match=message):
+        make_cuts(recordings, supervisions)
+
+
+def test_unknown_recording_is_named():
+    from lhotse import RecordingSet
+
+    from cimc.data.layout import make_cuts
+
+    _, supervisions = manifests([("u1", "r1", "s")])
+    with pytest.raises(ValueError, match=r"refer to unknown recordings: u1"):
+        make_cuts(RecordingSet.from_recordings([]), supervisions)
