@@ -14,7 +14,7 @@ from cimc.cli import cli
 from cimc.data import synth
 from cimc.data.espeak import EspeakError, SynthRequest, get_engine
 from cimc.data.synth import (ACCENTS, FEMALE_VARIANTS, MALE_VARIANTS, SynthConfig, colored_noise, make_trials,
-                             sample_speaker, shift_formants, simulate_rir, synthesize_speaker)
+                             peaking_eq, sample_speaker, shift_formants, simulate_rir, synthesize_speaker)
 from cimc.data.trials import check_trials_known, read_trials
 
 TINY = ["--num-speakers", "3", "--utts-per-speaker", "3", "--num-test-speakers", "2", "--seed", "7"]
@@ -85,12 +85,13 @@ def test_manifests_load_with_lhotse_and_match_the_files(corpora):
             assert rate == 16000 and cut.sampling_rate == 16000
             np.testing.assert_allclose(cut.load_audio()[0], samples, atol=1e-6)
             assert cut.duration == pytest.approx(len(samples) / rate)
-            assert 1.5 <= cut.duration <= 7.0
+            assert 1.0 <= cut.duration <= 8.0  # aimed at 2-6 s; espeak's tempo varies with the words
         spk2utt = {spk: utts.split() for spk, utts in _read_kaldi_map(out / "kaldi" / part / "spk2utt").items()}
         assert sorted(u for utts in spk2utt.values() for u in utts) == sorted(utt2spk)
         assert all(utt2spk[u] == spk for spk, utts in spk2utt.items() for u in utts)
         assert list(utt2spk) == sorted(utt2spk)  # Kaldi wants sorted files
         speakers[part] = set(spk2utt)
+        assert 2.0 <= np.median([c.duration for c in cuts]) <= 6.0
         assert len(speakers[part]) == num_speakers
     assert not speakers["train"] & speakers["test"]
 
@@ -212,6 +213,14 @@ def test_simulated_rir_decays_at_its_rt60():
     fit = (decay < -5) & (decay > -25)
     slope_db_per_s = np.polyfit(np.arange(len(rir))[fit] / rate, decay[fit], 1)[0]
     assert -60 / slope_db_per_s == pytest.approx(rt60, rel=0.2)
+
+
+@pytest.mark.parametrize("gain_db", [-6.0, 4.5])
+def test_peaking_eq_has_its_gain_at_the_centre_and_none_far_away(gain_db):
+    from scipy import signal
+
+    freqs, response = signal.sosfreqz(peaking_eq(1000.0, gain_db, 1.0, 16000), worN=[20.0, 1000.0, 7900.0], fs=16000)
+    np.testing.assert_allclose(20 * np.log10(np.abs(response)), [0.0, gain_db, 0.0], atol=0.1)
 
 
 @pytest.mark.parametrize("slope", [0.0, -1.0])

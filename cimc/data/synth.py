@@ -71,13 +71,17 @@ class SynthConfig:
     pitch_range: tuple[int, int] = (20, 85)
     rate_wpm: tuple[float, float] = (135.0, 195.0)
     rate_jitter: float = 0.08
-    pitch_jitter: float = 0.06
+    pitch_jitter: float = 0.1
+    formant_jitter: float = 0.03
+    pitch_range_jitter: int = 10
     snr_db: tuple[float, float] = (5.0, 30.0)
     noise_slope: tuple[float, float] = (-1.5, 0.0)
     rir_probability: float = 0.3
     rt60: tuple[float, float] = (0.15, 0.6)
     level_dbfs: tuple[float, float] = (-30.0, -20.0)
     highpass_hz: tuple[float, float] = (50.0, 200.0)
+    eq_bands: int = 2
+    eq_gain_db: float = 6.0
     lowpass_hz: tuple[float, float] = (3400.0, 7600.0)
     nontarget_per_target: float = 3.0
     max_target_trials: int = 20000
@@ -192,6 +196,29 @@ def colored_noise(rng: np.random.Generator, num_samples: int, slope: float) -> n
     return noise / np.sqrt(np.mean(noise**2))
 
 
+def peaking_eq(freq_hz: float, gain_db: float, q: float, sampling_rate: int) -> np.ndarray:
+    """A peaking-EQ biquad (RBJ Audio EQ Cookbook) as one SOS row (1, 6): ``gain_db`` at ``freq_hz``."""
+    amplitude, w0 = 10 ** (gain_db / 40), 2 * np.pi * freq_hz / sampling_rate
+    alpha = np.sin(w0) / (2 * q)
+    b = np.array([1 + alpha * amplitude, -2 * np.cos(w0), 1 - alpha * amplitude])
+    a = np.array([1 + alpha / amplitude, -2 * np.cos(w0), 1 - alpha / amplitude])
+    return np.concatenate([b / a[0], a / a[0]])[None, :]
+
+
+def random_channel(rng: np.random.Generator, config: SynthConfig) -> np.ndarray:
+    """A random microphone/channel as SOS (K, 6): a band-pass and ``eq_bands`` peaks or dips.
+
+    Session variability: the same speaker sounds different from one recording to the next.
+    """
+    sr = config.sampling_rate
+    band = (rng.uniform(*config.highpass_hz), min(rng.uniform(*config.lowpass_hz), 0.45 * sr))
+    sections = [signal.butter(2, band, btype="bandpass", fs=sr, output="sos")]
+    for _ in range(config.eq_bands):
+        freq = np.exp(rng.uniform(np.log(300.0), np.log(min(5000.0, 0.4 * sr))))
+        sections.append(peaking_eq(freq, rng.uniform(-1, 1) * config.eq_gain_db, rng.uniform(0.7, 2.0), sr))
+    return np.concatenate(sections)
+
+
 def degrade(speech: np.ndarray, rng: np.random.Generator, config: SynthConfig) -> np.ndarray:
     """Pad, reverberate (sometimes), band-limit, add noise and quantise: (N,) float -> (M,) int16.
 
@@ -205,8 +232,7 @@ def degrade(speech: np.ndarray, rng: np.random.Generator, config: SynthConfig) -
     x /= np.sqrt(np.mean(x**2)) + 1e-12
     noise = colored_noise(rng, len(x), rng.uniform(*config.noise_slope))
     x = x + noise * 10 ** (-rng.uniform(*config.snr_db) / 20)
-    band = (rng.uniform(*config.highpass_hz), min(rng.uniform(*config.lowpass_hz), 0.45 * sr))
-    x = signal.sosfilt(signal.butter(2, band, btype="bandpass", fs=sr, output="sos"), x)
+    x = signal.sosfilt(random_channel(rng, config), x)
     x *= 10 ** (rng.uniform(*config.level_dbfs) / 20) / np.sqrt(np.mean(x**2))
     x /= max(1.0, np.max(np.abs(x)) / 0.95)  # never clip
     return np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
@@ -221,6 +247,7 @@ class _Plan:
     text: str
     num_words: int
     target_seconds: float
+    formant_factor: float
     request: SynthRequest
     rng: np.random.Generator
 
@@ -236,16 +263,19 @@ def _plan_utterance(config: SynthConfig, spk: SpeakerProfile, index: int, attemp
     while text in used:  # a speaker never repeats a sentence
         text = make_sentence(rng, num_words)
     pitch_hz = spk.pitch_hz * (1 + rng.uniform(-config.pitch_jitter, config.pitch_jitter))
+    factor = spk.formant_factor * (1 + rng.uniform(-config.formant_jitter, config.formant_jitter))
+    pitch_range = int(np.clip(spk.pitch_range + rng.integers(-config.pitch_range_jitter,
+                                                             config.pitch_range_jitter + 1), 0, 100))
     request = SynthRequest(
         text=text,
         voice=f"{spk.accent}+{spk.variant}",
-        rate_wpm=round(rate / spk.formant_factor),
-        pitch=pitch_parameter(pitch_hz / spk.formant_factor, spk.variant, spk.pitch_range),
-        pitch_range=spk.pitch_range,
+        rate_wpm=round(rate / factor),
+        pitch=pitch_parameter(pitch_hz / factor, spk.variant, pitch_range),
+        pitch_range=pitch_range,
         word_gap=spk.word_gap,
         seed=int(rng.integers(2**31)),
     )
-    return _Plan(index, text, num_words, target, request, rng)
+    return _Plan(index, text, num_words, target, factor, request, rng)
 
 
 def synthesize_speaker(spk: SpeakerProfile, num_utterances: int, config: SynthConfig) -> list[Utterance]:
@@ -263,7 +293,7 @@ def synthesize_speaker(spk: SpeakerProfile, num_utterances: int, config: SynthCo
     for attempt in range(1, MAX_LENGTH_ROUNDS + 1):
         pending = [p for p in plans if p.index not in speech]
         for plan, raw in zip(pending, engine.synthesize([p.request for p in pending])):
-            audio = shift_formants(raw, engine.sampling_rate, spk.formant_factor, config.sampling_rate)
+            audio = shift_formants(raw, engine.sampling_rate, plan.formant_factor, config.sampling_rate)
             seconds = len(audio) / config.sampling_rate + 0.5
             fits = config.duration[0] <= seconds <= config.duration[1] or attempt == MAX_LENGTH_ROUNDS
             if fits or plan.num_words <= 2 and seconds < config.duration[0]:
