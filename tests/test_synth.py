@@ -26,11 +26,12 @@ def _read_kaldi_map(path: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory) -> tuple[Path, Path]:
-    """The same tiny corpus generated twice in this one process (espeak's hidden state must not leak)."""
+    """The same tiny corpus generated twice in this one process (espeak's hidden state must not leak),
+    the second time by 2 worker processes."""
     outs = []
-    for name in ("a", "b"):
+    for name, nj in (("a", "1"), ("b", "2")):
         out = tmp_path_factory.mktemp(name)
-        result = CliRunner().invoke(cli, ["synth-corpus", "--output-dir", str(out), *TINY])
+        result = CliRunner().invoke(cli, ["synth-corpus", "--output-dir", str(out), "--nj", nj, *TINY])
         assert result.exit_code == 0, result.output + repr(result.exception)
         assert "trials" in result.output and "train" in result.output  # the summary table
         outs.append(out)
@@ -167,7 +168,7 @@ def test_speakers_pitch_follows_their_profile_across_formant_factors():
 def test_distinct_speakers_sound_different():
     """Long-term log spectra of clean speech are closer within a speaker than across speakers."""
     clean = SynthConfig(snr_db=(80.0, 80.0), rir_probability=0.0, highpass_hz=(20.0, 20.0),
-                        lowpass_hz=(7900.0, 7900.0))
+                        lowpass_hz=(7900.0, 7900.0), eq_bands=0)
     spectra, owners = [], []
     for index in range(4):
         for utt in synthesize_speaker(sample_speaker(clean, "train", index), 3, clean):

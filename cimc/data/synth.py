@@ -359,24 +359,48 @@ def _write_wav(path: Path, samples: np.ndarray, sampling_rate: int) -> None:
         soundfile.write(tmp, samples, sampling_rate, subtype="PCM_16", format="WAV")
 
 
-def synthesize_part(config: SynthConfig, part: str, num_speakers: int, out_dir: Path) -> tuple[list, list]:
-    """Synthesize and write the wav files of ``part``; return its Lhotse recordings and supervisions."""
+def _render_speaker(job: tuple[SynthConfig, str, int, Path]) -> tuple[SpeakerProfile, list[tuple]]:
+    """Synthesize one speaker and write its wav files: (profile, [(utt id, path, text, num samples)])."""
+    config, part, index, out_dir = job
+    spk = sample_speaker(config, part, index)
+    rows = []
+    for utt in synthesize_speaker(spk, config.utts_per_speaker, config):
+        path = (out_dir / "wav" / spk.id / f"{utt.id}.wav").resolve()
+        _write_wav(path, utt.samples, utt.sampling_rate)
+        rows.append((utt.id, str(path), utt.text, len(utt.samples)))
+    return spk, rows
+
+
+def synthesize_part(config: SynthConfig, part: str, num_speakers: int, out_dir: Path,
+                    num_jobs: int = 1) -> tuple[list, list]:
+    """Synthesize and write the wav files of ``part``; return its Lhotse recordings and supervisions.
+
+    :param num_jobs: worker processes, one speaker at a time each; the output does not depend on it.
+    """
+    import multiprocessing
+
     from lhotse import AudioSource, Recording, SupervisionSegment
 
-    recordings, supervisions = [], []
-    for index in tqdm(range(num_speakers), desc=f"synthesize {part} speakers", unit="spk"):
-        spk = sample_speaker(config, part, index)
-        for utt in synthesize_speaker(spk, config.utts_per_speaker, config):
-            path = (out_dir / "wav" / spk.id / f"{utt.id}.wav").resolve()
-            _write_wav(path, utt.samples, utt.sampling_rate)
-            recordings.append(Recording(id=utt.id, sources=[AudioSource(type="file", channels=[0], source=str(path))],
-                                        sampling_rate=utt.sampling_rate, num_samples=len(utt.samples),
-                                        duration=utt.duration))
-            supervisions.append(SupervisionSegment(
-                id=utt.id, recording_id=utt.id, start=0.0, duration=utt.duration, channel=0, text=utt.text,
-                language="English", speaker=spk.id, gender=spk.gender,
-                custom={"voice": f"{spk.accent}+{spk.variant}", "formant_factor": spk.formant_factor,
-                        "pitch_hz": spk.pitch_hz}))
+    jobs = [(config, part, index, out_dir) for index in range(num_speakers)]
+    # fork: workers inherit the pristine espeak engine; each still forks per speaker (see cimc.data.espeak).
+    pool = multiprocessing.get_context("fork").Pool(num_jobs) if num_jobs > 1 else None
+    results = pool.imap(_render_speaker, jobs) if pool else map(_render_speaker, jobs)
+    recordings, supervisions, rate = [], [], config.sampling_rate
+    try:
+        for spk, rows in tqdm(results, total=len(jobs), desc=f"synthesize {part} speakers", unit="spk"):
+            for utt_id, path, text, num_samples in rows:
+                recordings.append(Recording(id=utt_id, sources=[AudioSource(type="file", channels=[0], source=path)],
+                                            sampling_rate=rate, num_samples=num_samples,
+                                            duration=num_samples / rate))
+                supervisions.append(SupervisionSegment(
+                    id=utt_id, recording_id=utt_id, start=0.0, duration=num_samples / rate, channel=0, text=text,
+                    language="English", speaker=spk.id, gender=spk.gender,
+                    custom={"voice": f"{spk.accent}+{spk.variant}", "formant_factor": spk.formant_factor,
+                            "pitch_hz": spk.pitch_hz}))
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
     return recordings, supervisions
 
 
@@ -390,9 +414,10 @@ def _speakers_tsv(config: SynthConfig) -> str:
     return "\n".join(rows) + "\n"
 
 
-def synthesize_corpus(config: SynthConfig, out_dir: str | Path) -> str:
+def synthesize_corpus(config: SynthConfig, out_dir: str | Path, num_jobs: int = 1) -> str:
     """Write the whole corpus (train part, test part, trials) under ``out_dir``; see the module docstring.
 
+    :param num_jobs: parallel worker processes (speakers are independent, so the bytes do not change).
     :return: the summary table (speakers, utterances, hours, trials) that is also logged and saved.
     """
     from lhotse import RecordingSet, SupervisionSet
@@ -407,7 +432,7 @@ def synthesize_corpus(config: SynthConfig, out_dir: str | Path) -> str:
     for part, num_speakers in parts:
         if num_speakers == 0:
             continue
-        recordings, supervisions = synthesize_part(config, part, num_speakers, out_dir)
+        recordings, supervisions = synthesize_part(config, part, num_speakers, out_dir, num_jobs)
         write_data_layout(out_dir, part, RecordingSet.from_recordings(recordings),
                           SupervisionSet.from_segments(supervisions))
         seconds = sum(r.duration for r in recordings)

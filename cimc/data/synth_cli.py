@@ -14,11 +14,13 @@ import click
               help="Test speakers, disjoint from the training ones; trials pair their utterances "
                    "(0: no test set) [default: 10].")
 @click.option("--seed", type=int, help="Same seed and sizes give the same bytes [default: 0].")
+@click.option("--nj", "num_jobs", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Parallel worker processes; the output is the same for any value.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Optional YAML of SynthConfig fields (durations, SNR, RIR, pitch ranges ...); flags win.")
 @click.argument("overrides", nargs=-1)
 def synth_corpus(output_dir: str, num_speakers: int | None, utts_per_speaker: int | None,
-                 num_test_speakers: int | None, seed: int | None, config_path: str | None,
+                 num_test_speakers: int | None, seed: int | None, num_jobs: int, config_path: str | None,
                  overrides: tuple[str, ...]) -> None:
     """Synthesize a multi-speaker English corpus with libespeak-ng and write the recipes' data layout.
 
@@ -41,7 +43,7 @@ def synth_corpus(output_dir: str, num_speakers: int | None, utts_per_speaker: in
         config = load_config(SynthConfig, config_path, [*overrides, *sizes])
     except (ValueError, TypeError) as error:
         raise click.UsageError(str(error)) from error
-    click.echo(synthesize_corpus(config, output_dir), nl=False)
+    click.echo(synthesize_corpus(config, output_dir, num_jobs), nl=False)
 
 
 COMMANDS: list = [synth_corpus]

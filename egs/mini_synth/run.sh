@@ -27,7 +27,7 @@ exp=exp
 if run_stage 0 && [ ! -f $data/manifests/.done ]; then
   log "Stage 0: synthesize the corpus and write Lhotse manifests, a Kaldi data dir and trials"
   cimc synth-corpus --output-dir $data --num-speakers $num_speakers \
-    --utts-per-speaker $utts_per_speaker --num-test-speakers $num_test_speakers --seed $seed
+    --utts-per-speaker $utts_per_speaker --num-test-speakers $num_test_speakers --seed $seed --nj $nj
   touch $data/manifests/.done
 fi
 
