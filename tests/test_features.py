@@ -168,7 +168,7 @@ def test_vad_log_energy_sources():
 
 
 def naive_sliding_cmn(x: np.ndarray, config: CmnConfig) -> np.ndarray:
-    """Kaldi SlidingWindowCmnInternal, one frame at a time, means by np.mean over the window."""
+    """Kaldi SlidingWindowCmnInternal (feature-functions.cc), one frame at a time, np.mean over the window."""
     num_frames = len(x)
     out = np.empty_like(x, dtype=np.float64)
     for t in range(num_frames):
@@ -180,8 +180,8 @@ def naive_sliding_cmn(x: np.ndarray, config: CmnConfig) -> np.ndarray:
         if start < 0:
             end -= start
             start = 0
-        if not config.center and end < config.min_window:
-            end = config.min_window
+        if not config.center and end > t:
+            end = max(t + 1, config.min_window)
         if end > num_frames:
             start -= end - num_frames
             end = num_frames
@@ -212,3 +212,6 @@ def test_sliding_cmn_closed_forms():
     np.testing.assert_allclose(sliding_cmn(y)[500], y[500] - y[350:650].mean(axis=0), atol=1e-5)
     start, end = cmn_windows(1000)
     assert (end - start == 300).all() and start[0] == 0 and end[-1] == 1000
+    # Past-only window (center=false): frame 5 uses frames 0..min_window-1, frame 500 uses 200..500.
+    start, end = cmn_windows(1000, CmnConfig(center=False))
+    assert (start[5], end[5]) == (0, 100) and (start[500], end[500]) == (200, 501)

@@ -1,7 +1,7 @@
 """Sliding-window cepstral mean (and variance) normalisation, Kaldi ``apply-cmvn-sliding`` semantics.
 
 For frame t the window holds ``window`` frames: centred ``[t - window//2, t - window//2 + window)``
-when ``center``, else the past ``[t - window, t]`` (grown to ``min_window`` frames at the start).
+when ``center``, else the past ``[t - window, t]`` (extended to end at frame ``min_window`` at the start).
 A window that runs off either end of the utterance is shifted back inside it and then clipped, so
 an utterance shorter than the window is normalised by its global mean (feature-functions.cc)::
 
@@ -31,7 +31,8 @@ def cmn_windows(num_frames: int, config: CmnConfig = CmnConfig()) -> tuple[np.nd
     end = end - shift
     start = start - shift
     if not config.center:
-        end = np.maximum(end, config.min_window)
+        # Kaldi resets the end after the shift: the past window only grows to min_window frames.
+        end = np.maximum(frames + 1, config.min_window)
     # Shift a window that ends after the last frame to the left, then clip at frame 0.
     overrun = np.maximum(end - num_frames, 0)
     start = np.maximum(start - overrun, 0)
