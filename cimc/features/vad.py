@@ -3,7 +3,8 @@
 Kaldi (ivector/voice-activity-detection.cc) thresholds column 0 of the MFCCs, which is the frame
 log-energy when ``--use-energy=true`` (its default). Frame t is voiced when at least
 ``proportion_threshold`` of the frames in ``[t - c, t + c]`` (clipped to the utterance) have
-log-energy strictly above ``energy_threshold + energy_mean_scale * mean(log-energy)``::
+log-energy strictly above ``energy_threshold + energy_mean_scale * mean(log-energy)``. (Kaldi before
+April 2016, PR #697, tested frame t for every frame of the window, so the context had no effect.)::
 
     log-energy  ____/^^^^^^^^\\____/^^^\\___
     threshold   - - - - - - - - - - - - - -
