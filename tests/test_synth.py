@@ -45,6 +45,13 @@ def test_help_lists_the_recipe_flags():
         assert flag in result.output
 
 
+@pytest.mark.parametrize("args, named", [(["--num-test-speakers", "1"], "num_test_speakers"),
+                                          (["snr_db_typo=[0,10]"], "snr_db_typo")])
+def test_bad_arguments_are_named(tmp_path, args, named):
+    result = CliRunner().invoke(cli, ["synth-corpus", "--output-dir", str(tmp_path), *args])
+    assert result.exit_code == 2 and named in result.output
+
+
 def test_same_arguments_give_byte_identical_audio(corpora):
     a, b = corpora
     files_a = sorted(p.relative_to(a) for p in a.glob("wav/*/*.wav"))

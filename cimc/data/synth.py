@@ -6,11 +6,15 @@ shifted without changing pitch or tempo by synthesizing at pitch ``p / f`` and r
 playing the result ``f`` times faster (resampling from ``22050 * f`` Hz to 16 kHz): every frequency,
 formants and F0 alike, scales by ``f`` and every duration by ``1 / f``.
 
-Each utterance has its own generated sentence (never repeated by a speaker), rate and pitch jitter, a
-random microphone band, optionally a simulated room impulse response, and additive coloured noise at a
-random SNR, so pauses are never digital zero. Everything derives from ``seed`` through per-speaker and
-per-utterance random streams, so the same arguments give byte-identical audio, and adding speakers leaves
-the existing ones unchanged.
+Each utterance has its own generated sentence (never repeated by a speaker), rate, pitch, intonation and
+formant jitter, a random channel (band-pass plus EQ peaks and dips), sometimes a simulated room impulse
+response, and additive coloured noise at a random SNR, so pauses are never digital zero. Everything
+derives from ``seed`` through per-speaker and per-utterance random streams, so the same arguments give
+byte-identical audio, and adding speakers leaves the existing ones unchanged.
+
+How hard it is (default corpus, 10 test speakers, 7,600 trials): cosine on per-utterance MFCC mean+std
+gives ~20 % EER, the same after an LDA trained on the 40 training speakers ~7.6 %: speakers are
+distinguishable, but not trivially, much as the paper's i-vector baseline sits at ~5 % on VoxCeleb1-O.
 
 Layout written by :func:`synthesize_corpus` (the recipes' data contract)::
 
