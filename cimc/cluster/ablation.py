@@ -1,0 +1,150 @@
+"""Ablations in the layout of the paper's Table I: rows = loss combination x C, columns = the metrics.
+
+Each row is a clustering config (normally ``conf/cimc.yaml`` with a ``losses=[...]`` override) run at
+every C of ``num_clusters``. Every (row, C) gets its own folder ``OUT/<row>_C<C>/`` written by
+:func:`cimc.cluster.run.cluster_to_dir` plus ``metrics.json``; a finished folder is skipped on rerun,
+so an interrupted ablation resumes where it stopped. The tables are ``OUT/table.md`` and ``OUT/table.csv``.
+
+One YAML can drive the whole ablation (``cimc cluster-ablation --spec ablation.yaml``)::
+
+    method: cimc
+    num_clusters: [40, 80]
+    rows:
+      - name: IMSAT
+        config: cimc.yaml            # relative to this file's folder
+        overrides: ["losses=[imsat]"]
+      - name: CIMC
+        config: cimc.yaml
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from cimc.cluster.run import cluster_to_dir, evaluate_label_files, load_method
+from cimc.config import ConfigError, from_dict
+from cimc.metrics.clustering import METRIC_NAMES
+from cimc.utils import write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class AblationRow:
+    """One loss combination: a method config file plus ``key=value`` overrides."""
+
+    name: str
+    config: str = ""  # YAML of the method's config ("" = its defaults)
+    overrides: list = dataclasses.field(default_factory=list)
+    method: str = ""  # "" = the ablation's method
+
+
+@dataclasses.dataclass
+class AblationSpec:
+    """What an ablation YAML holds."""
+
+    method: str = "cimc"
+    num_clusters: list = dataclasses.field(default_factory=list)
+    rows: list = dataclasses.field(default_factory=list)  # of AblationRow fields
+
+
+def load_spec(path: str | Path) -> tuple[AblationSpec, list[AblationRow]]:
+    """Read an ablation YAML; row config paths are resolved against the YAML's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"ablation spec {path} does not exist")
+    spec = from_dict(AblationSpec, yaml.safe_load(path.read_text()) or {}, where=str(path))
+    rows = []
+    for i, values in enumerate(spec.rows):
+        row = from_dict(AblationRow, values, where=f"{path}: rows[{i}]")
+        if row.config and not Path(row.config).is_absolute():
+            row.config = str(path.parent / row.config)
+        rows.append(row)
+    if not rows:
+        raise ConfigError(f"{path}: no rows")
+    return spec, rows
+
+
+def rows_from_configs(configs: Sequence[str | Path]) -> list[AblationRow]:
+    """One row per config file, named by the file's stem."""
+    return [AblationRow(name=Path(c).stem, config=str(c)) for c in configs]
+
+
+def loss_description(method: str, row: AblationRow) -> str:
+    """``vat + mi + supcon`` from the row's resolved config (the method's name if it has no ``losses``)."""
+    clusterer = load_method(method, row.config or None, row.overrides)
+    losses = getattr(clusterer.config, "losses", None)
+    return " + ".join(losses) if losses else method
+
+
+def run_ablation(input_path: str | Path, ref_path: str | Path, rows: Sequence[AblationRow],
+                 num_clusters: Sequence[int], output_dir: str | Path, method: str = "cimc",
+                 feature_metrics: bool = True) -> list[dict]:
+    """Run every row at every C (skipping finished ones) and write ``table.md`` / ``table.csv``.
+
+    :param input_path: vectors to cluster (.npy [+ .ids], .scp, .ark).
+    :param ref_path: ``utt label`` reference (e.g. Kaldi utt2spk), for the metrics only.
+    :param feature_metrics: also compute silhouette / CH / DB on the input vectors.
+    :return: one dict per (row, C): ``row``, ``losses``, ``C`` and the metrics.
+    """
+    names = [r.name for r in rows]
+    if len(set(names)) != len(names):
+        raise ValueError(f"ablation row names must be unique, got {names}")
+    output_dir = Path(output_dir)
+    results = []
+    for row in rows:
+        row_method = row.method or method
+        losses = loss_description(row_method, row)
+        for c in num_clusters:
+            run_dir = output_dir / f"{row.name}_C{c}"
+            metrics_file = run_dir / "metrics.json"
+            if metrics_file.is_file():
+                logger.info("ablation row %s, C = %d: done, reusing %s", row.name, c, metrics_file)
+                metrics = json.loads(metrics_file.read_text())
+            else:
+                logger.info("ablation row %s (%s), C = %d", row.name, losses or row_method, c)
+                cluster_to_dir(input_path, row_method, c, run_dir, row.config or None, row.overrides, ref=ref_path)
+                metrics = evaluate_label_files(ref_path, run_dir / "labels.txt",
+                                               features=input_path if feature_metrics else None)
+                write_text_atomic(metrics_file, json.dumps(metrics, indent=2) + "\n")
+            results.append({"row": row.name, "losses": losses, "C": c, **metrics})
+    write_text_atomic(output_dir / "table.md", ablation_markdown(results))
+    write_text_atomic(output_dir / "table.csv", ablation_csv(results))
+    return results
+
+
+def _columns(results: Sequence[dict]) -> list[str]:
+    return ["row", "losses", "C"] + [m for m in METRIC_NAMES if any(m in r for r in results)]
+
+
+def _cell(key: str, value) -> str:
+    if value is None:
+        return ""
+    if key in ("C", "num_clusters"):
+        return str(int(value))
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def ablation_markdown(results: Sequence[dict]) -> str:
+    """Table I layout as Markdown (metrics to 3 decimals)."""
+    columns = _columns(results)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(k, r.get(k)) for k in columns) + " |" for r in results]
+    return "\n".join(lines) + "\n"
+
+
+def ablation_csv(results: Sequence[dict]) -> str:
+    """Table I layout as CSV (full precision)."""
+    columns = _columns(results)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(results)
+    return buffer.getvalue()

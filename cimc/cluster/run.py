@@ -1,0 +1,117 @@
+"""Library side of ``cimc cluster`` and ``cimc cluster-metrics``: vectors in, labels and metrics out.
+
+Output folder of :func:`cluster_to_dir`::
+
+    DIR/labels.npy      (N,) int64 cluster labels, row order of the input vectors
+    DIR/labels.txt      "utt label" lines
+    DIR/cuts.jsonl.gz   (given cuts) pseudo-label as supervision speaker, true one in custom
+    DIR/config.yaml     the method's resolved config (reusable with --config)
+    DIR/summary.json    method, requested and found number of clusters, N, seconds
+    DIR/.done           written last: a rerun skips a finished folder
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+import cimc.cluster  # noqa: F401  (registers every method)
+from cimc.cluster.base import Clusterer, config_class, make_clusterer
+from cimc.cluster.labels import join_labels, read_label_file, write_labels, write_pseudo_label_cuts
+from cimc.config import load_config, save_config
+from cimc.metrics.clustering import DEFAULT_SILHOUETTE_SAMPLE, clustering_metrics
+from cimc.utils import is_done, mark_done, write_text_atomic
+from cimc.vectors import load_vectors
+
+logger = logging.getLogger(__name__)
+
+
+def load_method(method: str, config_path: str | Path | None = None, overrides: Sequence[str] = ()) -> Clusterer:
+    """Build registered method ``method`` with its config from YAML ``config_path`` and ``key=value`` overrides."""
+    cls = config_class(method)
+    if cls is None:
+        if config_path or overrides:
+            raise ValueError(f"clustering method {method!r} takes no config")
+        return make_clusterer(method)
+    return make_clusterer(method, load_config(cls, config_path, overrides))
+
+
+def reference_for(ids: Sequence[str], ref_path: str | Path) -> np.ndarray:
+    """(N,) reference labels of ``ids`` from an ``utt label`` file; utterances without one raise, by name."""
+    ref = read_label_file(ref_path)
+    missing = [u for u in ids if u not in ref]
+    if missing:
+        raise ValueError(f"{len(missing)} utterances have no label in {ref_path}, e.g. {missing[:5]}")
+    return np.array([ref[u] for u in ids])
+
+
+def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, output_dir: str | Path,
+                   config_path: str | Path | None = None, overrides: Sequence[str] = (),
+                   cuts: str | Path | None = None, ref: str | Path | None = None) -> np.ndarray:
+    """Cluster the vectors at ``input_path`` (.npy [+ .ids], .scp, .ark) and write ``output_dir`` (see module doc).
+
+    Skips the work when ``output_dir/.done`` exists (returns the stored labels). A method with a
+    ``checkpoint_dir`` config field (CIMC) that leaves it empty checkpoints into ``output_dir/checkpoint``
+    so an interrupted run resumes. ``ref`` (``utt label``) is passed to methods that log metrics per epoch.
+
+    :return: (N,) int64 labels.
+    """
+    output_dir = Path(output_dir)
+    if is_done(output_dir):
+        logger.info("%s is done; delete it (or its .done) to recluster", output_dir)
+        return np.load(output_dir / "labels.npy")
+    ids, X = load_vectors(input_path)
+    clusterer = load_method(method, config_path, overrides)
+    if getattr(clusterer.config, "checkpoint_dir", None) == "":
+        clusterer.config.checkpoint_dir = str(output_dir / "checkpoint")
+    kwargs: dict[str, Any] = {}
+    if ref is not None and "reference_labels" in inspect.signature(clusterer.fit_predict).parameters:
+        kwargs["reference_labels"] = reference_for(ids, ref)
+    logger.info("clustering %d x %d vectors of %s with %s into %s clusters", X.shape[0], X.shape[1], input_path,
+                method, n_clusters if n_clusters is not None else "an estimated number of")
+    start = time.perf_counter()
+    labels = np.asarray(clusterer.fit_predict(X, n_clusters, **kwargs), dtype=np.int64)
+    seconds = time.perf_counter() - start
+    found = int(np.unique(labels).size)
+    logger.info("%s: %d non-empty clusters in %.1f s", method, found, seconds)
+    write_labels(output_dir, ids, labels)
+    if clusterer.config is not None:
+        save_config(clusterer.config, output_dir / "config.yaml")
+    if cuts is not None:
+        written = write_pseudo_label_cuts(cuts, ids, labels, output_dir / "cuts.jsonl.gz")
+        logger.info("wrote %d cuts with pseudo-labels to %s", written, output_dir / "cuts.jsonl.gz")
+    summary = {"method": method, "input": str(input_path), "num_vectors": len(ids), "requested_clusters": n_clusters,
+               "nonempty_clusters": found, "seconds": round(seconds, 3)}
+    write_text_atomic(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    mark_done(output_dir)
+    return labels
+
+
+def evaluate_label_files(ref_path: str | Path, hyp_path: str | Path, features: str | Path | None = None,
+                         silhouette_sample: int | None = DEFAULT_SILHOUETTE_SAMPLE, seed: int = 0) -> dict[str, float]:
+    """Metrics of the ``utt label`` file ``hyp_path`` against ``ref_path``, joined by utterance id.
+
+    Utterances in only one file are reported (count and names) and left out. ``features`` (vectors
+    file) adds silhouette / Calinski-Harabasz / Davies-Bouldin on the l2-normalised vectors, the space
+    the methods cluster in; every evaluated utterance must have a vector.
+
+    :return: metric name -> value, plus ``num_utterances``.
+    """
+    utts, ref, hyp = join_labels(read_label_file(ref_path), read_label_file(hyp_path), str(ref_path), str(hyp_path))
+    X = None
+    if features is not None:
+        ids, vectors = load_vectors(features)
+        row = {u: i for i, u in enumerate(ids)}
+        missing = [u for u in utts if u not in row]
+        if missing:
+            raise ValueError(f"{len(missing)} evaluated utterances have no vector in {features}, e.g. {missing[:5]}")
+        X = vectors[[row[u] for u in utts]]
+        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    result = clustering_metrics(ref, hyp, X, silhouette_sample=silhouette_sample, seed=seed)
+    result["num_utterances"] = len(utts)
+    return result

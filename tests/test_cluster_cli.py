@@ -1,0 +1,175 @@
+"""`cimc cluster`, `cluster-metrics`, `cluster-table`, `cluster-ablation` and the label files they use."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+from sklearn import metrics as skm
+from sklearn.datasets import make_blobs
+
+from cimc.cli import cli
+from cimc.cluster.labels import TRUE_SPEAKER_KEY, join_labels, read_label_file, write_pseudo_label_cuts
+from cimc.vectors import save_vectors
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """60 utterances of 3 speakers as 8-d vectors (.npy + .ids and .scp), an utt2spk, and Lhotse cuts."""
+    from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
+    from lhotse.audio import AudioSource
+
+    X, y = make_blobs(60, centers=3, n_features=8, cluster_std=0.5, random_state=0)
+    ids = [f"spk{s}-utt{i:02d}" for i, s in enumerate(y)]
+    save_vectors(tmp_path / "ivectors", ids, X, kaldi=True)
+    (tmp_path / "utt2spk").write_text("".join(f"{u} spk{s}\n" for u, s in zip(ids, y)))
+    cuts = []
+    for utt, spk in zip(ids, y):
+        rec = Recording(id=utt, sources=[AudioSource("file", [0], f"/nonexistent/{utt}.wav")], sampling_rate=16000,
+                        num_samples=16000, duration=1.0)
+        sup = SupervisionSegment(id=utt, recording_id=utt, start=0, duration=1.0, speaker=f"spk{spk}")
+        cuts.append(MonoCut(id=utt, start=0, duration=1.0, channel=0, recording=rec, supervisions=[sup]))
+    CutSet.from_cuts(cuts).to_file(tmp_path / "cuts.jsonl.gz")
+    return tmp_path, ids, y
+
+
+def invoke(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_cluster_writes_labels_cuts_config_and_skips_when_done(corpus):
+    from lhotse import load_manifest
+
+    root, ids, y = corpus
+    out = root / "kmeans"
+    (root / "kmeans.yaml").write_text("n_init: 2\nseed: 3\n")
+    invoke("cluster", "--input", root / "ivectors.npy", "--method", "kmeans", "--num-clusters", 3,
+           "--config", root / "kmeans.yaml", "--override", "max_iter=50", "--cuts", root / "cuts.jsonl.gz",
+           "--output", out)
+    labels = np.load(out / "labels.npy")
+    assert labels.shape == (60,) and skm.adjusted_rand_score(y, labels) == 1.0
+    assert read_label_file(out / "labels.txt") == {u: str(l) for u, l in zip(ids, labels)}
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert {k: saved[k] for k in ("n_init", "seed", "max_iter")} == {"n_init": 2, "seed": 3, "max_iter": 50}
+    assert json.loads((out / "summary.json").read_text())["nonempty_clusters"] == 3
+    cuts = load_manifest(out / "cuts.jsonl.gz")
+    for cut, label, spk in zip(cuts, labels, y):
+        assert cut.supervisions[0].speaker == str(label)
+        assert cut.supervisions[0].custom[TRUE_SPEAKER_KEY] == f"spk{spk}"
+    (out / "labels.txt").write_text("edited\n")  # a rerun of a finished folder must not touch it
+    invoke("cluster", "--input", root / "ivectors.npy", "--method", "kmeans", "--num-clusters", 3, "--output", out)
+    assert (out / "labels.txt").read_text() == "edited\n"
+
+
+def test_cluster_reads_kaldi_scp_and_estimates_k(corpus):
+    root, _, y = corpus
+    invoke("cluster", "--input", root / "ivectors.scp", "--method", "spectral", "--output", root / "sc")
+    assert skm.adjusted_rand_score(y, np.load(root / "sc" / "labels.npy")) == 1.0
+
+
+def test_cluster_rejects_unknown_method_and_bad_override(corpus):
+    root, _, _ = corpus
+    result = CliRunner().invoke(cli, ["cluster", "--input", str(root / "ivectors.npy"), "--method", "dbscan",
+                                      "--num-clusters", "3", "--output", str(root / "x")])
+    assert result.exit_code != 0 and "dbscan" in result.output
+    with pytest.raises(ValueError, match="n_inits"):
+        CliRunner().invoke(cli, ["cluster", "--input", str(root / "ivectors.npy"), "--method", "kmeans",
+                                 "--num-clusters", "3", "--override", "n_inits=2", "--output", str(root / "x")],
+                           catch_exceptions=False)
+
+
+def test_pseudo_label_cuts_report_mismatches(corpus, caplog):
+    root, ids, _ = corpus
+    with pytest.raises(ValueError, match="1 labelled utterances have no cut.*ghost"):
+        write_pseudo_label_cuts(root / "cuts.jsonl.gz", ids + ["ghost"], np.zeros(61), root / "a.jsonl.gz")
+    assert write_pseudo_label_cuts(root / "cuts.jsonl.gz", ids[:50], np.zeros(50), root / "b.jsonl.gz") == 50
+    assert "10 cuts" in caplog.text and ids[55] in caplog.text
+
+
+def test_cluster_metrics_joins_by_utterance_and_matches_sklearn(corpus):
+    root, ids, y = corpus
+    rng = np.random.default_rng(0)
+    hyp = rng.integers(0, 4, 60)
+    # hyp lacks the first 5 utterances and has one extra
+    (root / "hyp.txt").write_text("".join(f"{u} c{h}\n" for u, h in list(zip(ids, hyp))[5:]) + "stray 1\n")
+    result = invoke("cluster-metrics", "--ref", root / "utt2spk", "--hyp", root / "hyp.txt", "--features",
+                    root / "ivectors.npy", "--name", "random", "--output", root / "metrics.json")
+    metrics = json.loads((root / "metrics.json").read_text())
+    assert metrics["num_utterances"] == 55
+    order = np.argsort(ids[5:])  # joined utterances are sorted by id
+    true, pred = y[5:][order], hyp[5:][order]
+    assert metrics["nmi"] == pytest.approx(skm.normalized_mutual_info_score(true, pred), abs=1e-9)
+    assert metrics["ami"] == pytest.approx(skm.adjusted_mutual_info_score(true, pred), abs=1e-9)
+    X = np.load(root / "ivectors.npy")[5:][order]
+    assert metrics["silhouette"] == pytest.approx(skm.silhouette_score(X, pred, metric="cosine"), abs=1e-6)
+    # the log (stderr, mixed into the output here) names what was left out
+    assert "| random |" in result.output and "5 utterances" in result.output and "stray" in result.output
+
+    invoke("cluster-metrics", "--ref", root / "utt2spk", "--hyp", root / "utt2spk", "--output", root / "m2.json")
+    table = invoke("cluster-table", f"random={root / 'metrics.json'}", root / "m2.json", "--output",
+                   root / "t.md").stdout
+    assert table.splitlines()[2].startswith("| random |") and table.splitlines()[3].startswith(f"| {root.name} |")
+    assert (root / "t.md").read_text() == table
+
+
+def test_label_files_errors_name_the_line(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("u1 a\nu2\n")
+    with pytest.raises(ValueError, match="bad.txt:2"):
+        read_label_file(bad)
+    bad.write_text("u1 a\n\nu1 b\n")
+    with pytest.raises(ValueError, match="bad.txt:3.*twice"):
+        read_label_file(bad)
+    with pytest.raises(ValueError, match="no utterance in common"):
+        join_labels({"a": "1"}, {"b": "1"})
+
+
+def test_cluster_ablation_writes_table_i_layout_and_resumes(corpus):
+    root, _, _ = corpus
+    (root / "few.yaml").write_text("n_init: 1\nmax_iter: 2\n")
+    (root / "many.yaml").write_text("n_init: 4\n")
+    out = root / "ablation"
+    args = ["cluster-ablation", "--input", root / "ivectors.npy", "--ref", root / "utt2spk", "--method", "kmeans",
+            "--configs", root / "few.yaml", root / "many.yaml", "--num-clusters", "2,3", "--output", out]
+    printed = invoke(*args).stdout
+    lines = (out / "table.md").read_text().splitlines()
+    assert lines[0].startswith("| row | losses | C | acc | ami | nmi | num_clusters |")
+    assert [line.split("|")[1].strip() + line.split("|")[3].strip() for line in lines[2:]] == \
+        ["few2", "few3", "many2", "many3"]
+    csv_rows = (out / "table.csv").read_text().splitlines()
+    assert len(csv_rows) == 5 and csv_rows[0].startswith("row,losses,C,acc,ami,nmi")
+    assert printed == (out / "table.md").read_text()
+    # resume: a finished row is read back, not recomputed
+    metrics = json.loads((out / "many_C3" / "metrics.json").read_text())
+    assert metrics["acc"] == 1.0
+    (out / "many_C3" / "metrics.json").write_text(json.dumps({**metrics, "acc": 0.123}))
+    invoke(*args)
+    assert "| many | kmeans | 3 | 0.123 |" in (out / "table.md").read_text()
+
+
+def test_cluster_ablation_from_spec_with_overrides(corpus):
+    root, _, _ = corpus
+    (root / "conf").mkdir()
+    (root / "conf" / "base.yaml").write_text("n_init: 1\n")
+    (root / "conf" / "ablation.yaml").write_text(yaml.safe_dump({
+        "method": "kmeans", "num_clusters": [3],
+        "rows": [{"name": "plain", "config": "base.yaml"},
+                 {"name": "restarts", "config": "base.yaml", "overrides": ["n_init=3"]},
+                 {"name": "gmm", "method": "gmm"}]}))
+    invoke("cluster-ablation", "--input", root / "ivectors.npy", "--ref", root / "utt2spk", "--spec",
+           root / "conf" / "ablation.yaml", "--no-feature-metrics", "--output", root / "abl")
+    assert yaml.safe_load((root / "abl" / "restarts_C3" / "config.yaml").read_text())["n_init"] == 3
+    assert (root / "abl" / "gmm_C3" / "labels.npy").is_file()
+    assert "silhouette" not in (root / "abl" / "table.md").read_text()
+
+
+def test_ablation_rows_describe_their_loss_combination():
+    from cimc.cluster.ablation import AblationRow, loss_description
+
+    assert loss_description("cimc", AblationRow("IMSAT", overrides=["losses=[imsat]"])) == "imsat"
+    assert loss_description("cimc", AblationRow("full", overrides=["losses=[imsat, supcon, mixup]"])) == \
+        "imsat + supcon + mixup"
