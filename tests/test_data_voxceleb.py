@@ -148,3 +148,11 @@ def test_cli_prepare_voxceleb(corpus, tmp_path):
                                       str(corpus["voxceleb2"]), "--output-dir", str(tmp_path), "--trials", "original"])
     assert result.exit_code == 0, result.output
     assert len(read_trials(tmp_path / "trials.txt")) == 66
+
+
+def test_undecodable_m4a_points_to_convert_m4a(corpus, tmp_path):
+    aac = tmp_path / "VoxCeleb2" / "dev" / "aac" / "id00012" / "s1"
+    aac.mkdir(parents=True)
+    (aac / "00001.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A not decodable here")
+    with pytest.raises(ValueError, match="convert-m4a"):
+        prepare_voxceleb(corpus["voxceleb1"], tmp_path / "VoxCeleb2", tmp_path / "out")

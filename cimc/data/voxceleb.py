@@ -190,11 +190,15 @@ def prepare_voxceleb(
                        trials_path, len(official), trials, EXPECTED_NUM_TRIALS[trials])
     test_speakers = {utterance_id(p).split("-", 1)[0] for t in official for p in (t.enroll_path, t.test_path)}
 
-    train_recordings, _ = recordings_from_files(voxceleb2_dev_files(voxceleb2), num_jobs, "VoxCeleb2-dev")
+    train_files = voxceleb2_dev_files(voxceleb2)
+    train_recordings, _ = recordings_from_files(train_files, num_jobs, "VoxCeleb2-dev")
+    if len(train_recordings) == 0:
+        m4a = train_files[0][1].suffix == ".m4a"
+        raise ValueError(f"none of the {len(train_files)} VoxCeleb2-dev files could be read"
+                         + ("; m4a needs an FFmpeg-based decoder: convert once with `cimc convert-m4a`" if m4a else ""))
     test_recordings, _ = recordings_from_files(voxceleb1_test_files(voxceleb1, test_speakers), num_jobs, "VoxCeleb1-test")
-    for part, recordings in (("train", train_recordings), ("test", test_recordings)):
-        if len(recordings) == 0:
-            raise ValueError(f"no usable audio for the {part} set")
+    if len(test_recordings) == 0:
+        raise ValueError(f"no readable VoxCeleb1 test audio under {voxceleb1 / 'wav'} for the trial speakers")
     train = write_data_layout(output_dir, "train", train_recordings,
                               _supervisions(train_recordings, read_genders(voxceleb2 / "vox2_meta.csv")))
     test = write_data_layout(output_dir, "test", test_recordings,
