@@ -25,13 +25,20 @@ def synth_corpus(output_dir: str, num_speakers: int | None, utts_per_speaker: in
     """Synthesize a multi-speaker English corpus with libespeak-ng and write the recipes' data layout.
 
     Each speaker is a fixed voice (espeak variant, accent, formant factor 0.85-1.2, median pitch
-    80-250 Hz, intonation range, rate); each utterance (2-6 s) gets a fresh sentence, noise at 5-30 dB
-    SNR and sometimes reverberation. Writes OUTPUT_DIR/wav/<spk>/<utt>.wav (16 kHz),
-    manifests/{train,test}_{recordings,supervisions,cuts}.jsonl.gz, kaldi/{train,test}/{wav.scp,utt2spk,
-    spk2utt}, trials.txt, speakers.tsv, synth_config.yaml and summary.txt, and prints the summary.
-    OVERRIDES are SynthConfig `key=value` pairs, e.g. `snr_db=[0,20]`.
+    80-250 Hz, intonation range, rate); each utterance (2-6 s) gets a fresh sentence, a random channel,
+    noise at 5-30 dB SNR and sometimes reverberation. OVERRIDES are SynthConfig `key=value` pairs,
+    e.g. `snr_db=[0,20]`. Prints a summary table. Writes under OUTPUT_DIR:
 
-    Example: cimc synth-corpus --output-dir data --num-speakers 200 --utts-per-speaker 30
+    \b
+      wav/<spk>/<utt>.wav                 16 kHz, 16-bit
+      manifests/{train,test}_{recordings,supervisions,cuts}.jsonl.gz
+      kaldi/{train,test}/{wav.scp,utt2spk,spk2utt}
+      trials.txt                          test pairs: enroll test target|nontarget
+      speakers.tsv synth_config.yaml summary.txt
+
+    \b
+    Example:
+      cimc synth-corpus --output-dir data --num-speakers 200 --utts-per-speaker 30 --nj 4
     """
     from cimc.config import load_config
     from cimc.data.synth import SynthConfig, synthesize_corpus
