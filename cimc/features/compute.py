@@ -109,8 +109,12 @@ def compute_features(
     )
     input_ids = list(cuts.ids)
     with_feats = with_feats.to_eager()
-    _report_failed(input_ids, set(with_feats.ids), output_dir / f"{name}_failed.txt", name)
-    with_feats = with_feats.sort_like([i for i in input_ids if i in with_feats])
+    done_ids = set(with_feats.ids)
+    _report_failed(input_ids, done_ids, output_dir / f"{name}_failed.txt", name)
+    if not done_ids:
+        raise ValueError(f"{name}: no cut of {cuts_path} could be read; see {output_dir / f'{name}_failed.txt'}")
+    # Parallel jobs return their shards one after another: restore the manifest's order.
+    with_feats = with_feats.sort_like([i for i in input_ids if i in done_ids])
     with_vad, voiced, frames = attach_vad(with_feats, config, output_dir / f"{name}_vad.lca", name)
     out_path = output_dir / f"{name}_cuts.jsonl.gz"
     with atomic_path(out_path) as tmp:
