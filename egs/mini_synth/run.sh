@@ -15,6 +15,8 @@ num_speakers=40          # training speakers (test speakers are extra, disjoint)
 utts_per_speaker=20
 num_test_speakers=10
 num_clusters=40          # C for stage 4; the true count by default, as in the paper's C ~ #speakers
+cluster_methods="cimc kmeans"  # stage 4 runs each ($conf/<method>.yaml); stage 6 trains on each
+ablation=false           # stage 5 also runs the Table I ablation ($conf/ablation.yaml)
 conf=conf                # folder of the YAML configs (tests point it at tiny ones)
 data=data
 exp=exp
@@ -68,13 +70,30 @@ if run_stage 3; then
 fi
 
 if run_stage 4; then
-  log "Stage 4: cluster the training i-vectors into $num_clusters pseudo-speakers (CIMC, k-means)"
-  echo "stage 4: not implemented yet" >&2; exit 1
+  log "Stage 4: cluster the training i-vectors into $num_clusters pseudo-speakers ($cluster_methods)"
+  # Each method writes $exp/cluster/<method>/{labels.npy,labels.txt,cuts.jsonl.gz,config.yaml}; a
+  # finished folder (.done) is skipped. --ref only lets CIMC log ACC/NMI per epoch; it never trains on it.
+  for method in $cluster_methods; do
+    cimc cluster --input $exp/ivector/ivectors_train.npy --method $method --num-clusters $num_clusters \
+      --config $conf/$method.yaml --cuts $data/manifests/train_cuts.jsonl.gz --ref $data/kaldi/train/utt2spk \
+      --output $exp/cluster/$method
+  done
 fi
 
 if run_stage 5; then
-  log "Stage 5: clustering metrics against the true speakers"
-  echo "stage 5: not implemented yet" >&2; exit 1
+  log "Stage 5: clustering metrics against the true speakers ($cluster_methods side by side)"
+  results=()
+  for method in $cluster_methods; do
+    cimc cluster-metrics --ref $data/kaldi/train/utt2spk --hyp $exp/cluster/$method/labels.txt \
+      --features $exp/ivector/ivectors_train.npy --output $exp/cluster/$method/metrics.json > /dev/null
+    results+=("$method=$exp/cluster/$method/metrics.json")
+  done
+  cimc cluster-table "${results[@]}" --output $exp/cluster/results.md
+  if $ablation; then
+    log "Stage 5: Table I ablation ($conf/ablation.yaml) -> $exp/cluster/ablation/table.md"
+    cimc cluster-ablation --input $exp/ivector/ivectors_train.npy --ref $data/kaldi/train/utt2spk \
+      --spec $conf/ablation.yaml --output $exp/cluster/ablation
+  fi
 fi
 
 if run_stage 6; then
