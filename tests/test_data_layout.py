@@ -66,3 +66,18 @@ def test_unknown_recording_is_named():
     _, supervisions = manifests([("u1", "r1", "s")])
     with pytest.raises(ValueError, match=r"refer to unknown recordings: u1"):
         make_cuts(RecordingSet.from_recordings([]), supervisions)
+
+
+def test_no_linear_id_lookups_in_lhotse_sets(tmp_path, monkeypatch):
+    """RecordingSet's `in` and `[id]` scan the whole set; at VoxCeleb2's 1.09 M that is quadratic."""
+    from lhotse import RecordingSet
+
+    from cimc.data.layout import write_data_layout
+
+    def refuse(self, item):
+        raise AssertionError("linear-time RecordingSet lookup by id")
+
+    recordings, supervisions = manifests([(f"u{i}", f"u{i}", f"s{i % 3}") for i in range(20)])
+    monkeypatch.setattr(RecordingSet, "__contains__", refuse)
+    monkeypatch.setattr(RecordingSet, "__getitem__", refuse)
+    assert len(write_data_layout(tmp_path, "train", recordings, supervisions)) == 20

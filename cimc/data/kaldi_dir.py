@@ -87,6 +87,7 @@ def load_supervisions(data_dir: Path, recordings):
     utt2spk = read_kaldi_map(data_dir / "utt2spk")
     segments = read_kaldi_map(data_dir / "segments", required=False)
     genders = read_kaldi_map(data_dir / "spk2gender", required=False)
+    durations = {r.id: r.duration for r in recordings}  # RecordingSet lookups by id are O(N) scans
     if segments:
         spans = {}
         for utt, value in segments.items():
@@ -99,15 +100,15 @@ def load_supervisions(data_dir: Path, recordings):
     no_speaker = sorted(set(spans) - set(utt2spk))
     if no_speaker:
         raise ValueError(f"{len(no_speaker)} utterance(s) have no line in {data_dir}/utt2spk: {', '.join(no_speaker[:10])}")
-    no_audio = sorted(u for u, (rec, _, _) in spans.items() if rec not in recordings)
+    no_audio = sorted(u for u, (rec, _, _) in spans.items() if rec not in durations)
     if no_audio:
         logger.warning("%s: %d of %d utterances have no usable recording and are left out: %s",
                        data_dir, len(no_audio), len(spans), ", ".join(no_audio[:10]))
     supervisions, bad = [], []
     for utt, (rec, start, end) in spans.items():
-        if rec not in recordings:
+        if rec not in durations:
             continue
-        total = recordings[rec].duration
+        total = durations[rec]
         end = total if end < 0 else end
         if not 0 <= start < end <= total + 0.01:
             bad.append(f"{utt} [{start}, {end}] of {rec} ({total:.2f} s)")
