@@ -10,7 +10,7 @@ gives different samples. Every :meth:`EspeakEngine.synthesize` call therefore fo
 parent whose engine has been initialised but has never spoken; the child synthesizes the batch in order
 and streams the samples back through a pipe. The same batch thus always yields the same bytes, whatever
 was synthesized before, and the callback never runs on two threads at once. A fork costs ~20 ms, so
-batch a whole speaker's utterances into one call.
+batch a whole speaker's utterances into one call. Forking makes this POSIX-only (Linux, macOS).
 """
 from __future__ import annotations
 
@@ -165,6 +165,8 @@ class EspeakEngine:
         :return: one int16 array (num_samples,) at :attr:`sampling_rate` per request.
         :raises EspeakError: if the child fails (its message is passed back).
         """
+        if not hasattr(os, "fork"):
+            raise EspeakError("synthesis forks a pristine engine per batch and needs os.fork (Linux, macOS)")
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # child: never returns
