@@ -121,7 +121,7 @@ def test_stage3_ivectors_and_baseline(recipe):
         assert set(ids) == set(read_map(recipe.data / "kaldi" / part / "utt2spk"))
         assert (ivector_dir / f"ivectors_{part}.scp").is_file() and (ivector_dir / f"ivectors_{part}_cuts.jsonl.gz").is_file()
     table = (ivector_dir / "results.txt").read_text()
-    assert "| cosine |" in table and "+ PLDA |" in table and "| cosine |" in recipe.log
+    assert "| cosine |" in table and "+ PLDA |" in table
     for line in table.splitlines()[4:]:
         eer = float(line.split("|")[2])
         assert 0.0 <= eer <= 100.0

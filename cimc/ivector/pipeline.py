@@ -88,14 +88,28 @@ def _ubm_frames(cuts: Sequence, config: IvectorConfig, max_frames: int, desc: st
 
 
 def ubm_job(ubm_dir: Path, cuts_path: Path, iteration: int, job: int, num_jobs: int) -> None:
-    """One job of one UBM EM iteration: statistics of its share of the cuts -> ``acc/ubm.ITER.JOB.pt``."""
+    """One job of one UBM EM iteration: statistics of its share of the cuts -> ``acc/ubm.ITER.JOB.pt``.
+
+    Frames are streamed in blocks of ``ubm.chunk_frames``, so memory does not grow with the data.
+    """
     config = load_config(IvectorConfig, ubm_dir / "config.yaml")
     device = resolve_device(config.ubm.device)
-    gmm = ubm_lib.DiagGmm.load(ubm_dir / f"{iteration}.pt")
-    cuts = split_for_job(read_cuts(cuts_path), job, num_jobs)
-    frames, _ = _ubm_frames(cuts, config, max_frames=2**62, desc=f"UBM iter {iteration} job {job}")
+    gmm = ubm_lib.DiagGmm.load(ubm_dir / f"{iteration}.pt").to(device)
     stats = ubm_lib.UbmStats.zeros(gmm.num_components, gmm.dim)
-    ubm_lib.accumulate(gmm.to(device), torch.as_tensor(frames, device=device), stats, config.ubm.chunk_frames)
+    cuts = split_for_job(read_cuts(cuts_path), job, num_jobs)
+    block: list[np.ndarray] = []
+
+    def flush() -> None:
+        if block:
+            ubm_lib.accumulate(gmm, torch.as_tensor(np.concatenate(block), device=device), stats, config.ubm.chunk_frames)
+            block.clear()
+
+    for utt in iter_utterances(cuts, config.frontend, desc=f"UBM iter {iteration} job {job}"):
+        if len(utt.frames) >= config.frontend.min_frames:
+            block.append(utt.frames[:: config.ubm.subsample])
+            if sum(map(len, block)) >= config.ubm.chunk_frames:
+                flush()
+    flush()
     stats.save(ubm_dir / "acc" / f"ubm.{iteration}.{job}.pt")
 
 

@@ -101,5 +101,5 @@ def score_ivectors(
     write_text_atomic(output_dir / "results.txt", table)
     plot_det({n: (s, target) for n, s in systems.values()}, output_dir / "det.png", title="i-vector baseline")
     save_config(config, output_dir / "score_config.yaml")
-    logger.info("results -> %s\n%s", output_dir / "results.txt", table)
+    logger.info("results table -> %s", output_dir / "results.txt")
     return results
