@@ -17,6 +17,8 @@ num_test_speakers=10
 num_clusters=40          # C for stage 4; the true count by default, as in the paper's C ~ #speakers
 cluster_methods="cimc kmeans"  # stage 4 runs each ($conf/<method>.yaml); stage 6 trains on each
 ablation=false           # stage 5 also runs the Table I ablation ($conf/ablation.yaml)
+ecapa_overrides=""       # stage 6 key=value overrides of $conf/ecapa.yaml, e.g. "train.epochs=1" (CI)
+mean_utts=200            # stage 7: training utterances embedded for the mean subtracted before scoring
 conf=conf                # folder of the YAML configs (tests point it at tiny ones)
 data=data
 exp=exp
@@ -97,13 +99,35 @@ if run_stage 5; then
 fi
 
 if run_stage 6; then
-  log "Stage 6: ECAPA-TDNN on pseudo-labels (and on true labels as the upper bound)"
-  echo "stage 6: not implemented yet" >&2; exit 1
+  log "Stage 6: ECAPA-TDNN ($conf/ecapa.yaml) on true labels (upper bound) and on each method's pseudo-labels"
+  # One system per label source present: the true speakers, then $exp/cluster/<method>/cuts.jsonl.gz.
+  # Cost: the small ECAPA of conf/ecapa.yaml trains one system in 1-2 min on 2 CPU cores. A finished
+  # system (.done) is skipped; an interrupted one resumes from its last epoch checkpoint.
+  for name in true $cluster_methods; do
+    cuts=$exp/cluster/$name/cuts.jsonl.gz
+    [ $name = true ] && cuts=$data/manifests/train_cuts.jsonl.gz
+    if [ ! -f $cuts ]; then log "Stage 6: no $cuts, no $name system"; continue; fi
+    cimc sv train --config $conf/ecapa.yaml --cuts $cuts --exp-dir $exp/sv/$name $ecapa_overrides
+  done
 fi
 
 if run_stage 7; then
-  log "Stage 7: embeddings, cosine scoring, EER / minDCF table"
-  echo "stage 7: not implemented yet" >&2; exit 1
+  log "Stage 7: whole-utterance embeddings, cosine scoring, EER / minDCF side by side"
+  systems=()
+  [ -f $exp/ivector/results.txt ] && systems+=(--system "i-vector=$exp/ivector/results.txt")
+  for name in true $cluster_methods; do
+    sv=$exp/sv/$name
+    [ -f $sv/.done ] || continue
+    [ -f $sv/embeddings_test.npy ] || cimc sv extract --exp-dir $sv \
+      --cuts $data/manifests/test_cuts.jsonl.gz --output $sv/embeddings_test
+    [ -f $sv/embeddings_train.npy ] || cimc sv extract --exp-dir $sv \
+      --cuts $data/manifests/train_cuts.jsonl.gz --output $sv/embeddings_train --max-utts $mean_utts
+    cimc sv score --config $sv/config.yaml --trials $data/trials.txt --vectors $sv/embeddings_test \
+      --train-vectors $sv/embeddings_train --output-dir $sv/scores --name "ECAPA/$name" > /dev/null
+    systems+=(--system "ECAPA, $name labels=$sv/scores/results.json")
+  done
+  [ ${#systems[@]} -gt 0 ] || { echo "stage 7: no trained system under $exp/sv and no $exp/ivector/results.txt" >&2; exit 1; }
+  cimc sv table "${systems[@]}" --output $exp/sv/results.txt
 fi
 
 log "Done (stages $stage to $stop_stage)"
