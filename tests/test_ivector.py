@@ -223,3 +223,37 @@ def test_min_divergence_keeps_supervectors_and_whitens_prior():
     np.testing.assert_allclose(a @ mean, [md.prior_offset, 0, 0], atol=1e-8)
     np.testing.assert_allclose(a @ cov @ a.T, np.eye(3), atol=1e-8)
     assert plain.prior_offset == 100.0 and md.prior_offset > 0
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(lengths=st.lists(st.integers(0, 30), min_size=1, max_size=5), gselect=st.integers(1, 6),
+       min_post=st.sampled_from([0.0, 0.025, 0.3]), scale=st.sampled_from([1.0, 0.1]), seed=st.integers(0, 1000))
+def test_stats_invariants(lengths, gselect, min_post, scale, seed):
+    """Each utterance's zeroth-order statistics sum to scale * frames; F / N is a convex combination
+    of its frames, so it stays inside their bounding box."""
+    gmm, _, _ = random_problem(seed)
+    rng = np.random.default_rng(seed)
+    utts = [rng.normal(size=(n, 3)) * 3 for n in lengths]
+    counts, first = ext.baum_welch_stats(gmm, utts, gselect, min_post, scale, dtype=torch.float64)
+    np.testing.assert_allclose(counts.sum(1).numpy(), scale * np.array(lengths), atol=1e-9)
+    assert (counts >= 0).all() and ((counts > 0).sum(1) <= torch.tensor(lengths) * gselect).all()
+    for b, frames in enumerate(utts):
+        used = counts[b] > 1e-12
+        if used.any():
+            means = (first[b][used] / counts[b][used, None]).numpy()
+            assert (means >= frames.min(0) - 1e-9).all() and (means <= frames.max(0) + 1e-9).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(num_frames=st.integers(1, 12), window=st.integers(1, 3), seed=st.integers(0, 1000))
+def test_deltas_are_linear_and_keep_statics(num_frames, window, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=(2, num_frames, 3)).astype(np.float32)
+    out = add_deltas(a, 2, window)
+    np.testing.assert_array_equal(out[:, :3], a)
+    np.testing.assert_allclose(add_deltas(a + 2 * b, 2, window), out + 2 * add_deltas(b, 2, window), atol=1e-4)
+    np.testing.assert_allclose(add_deltas(np.ones_like(a), 2, window)[:, 3:], 0.0, atol=1e-6)  # constant: no deltas
