@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# GPU speed of stages 6-7 at the paper's batch size (200) with ECAPA channels 512 and 1024: training
+# samples/s (model alone vs full data pipeline with DataLoader workers, fp32 and bf16 autocast) and
+# extraction real-time factor. Prints one bench/sv.py table per setting.
+#   bench/gpu_sv.sh                   # on a GPU machine
+#   SV_BENCH_SIZE=tiny bench/gpu_sv.sh  # proves the script on a CPU in under a minute (tiny sizes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-.venv/bin/python}
+[ -x "$python" ] || python=python3
+
+if [ "${SV_BENCH_SIZE:-full}" = tiny ]; then
+  device=cpu; batch=4; steps=1; workers=0; channels="16 32"; amp_modes="fp32"; extra="--speakers 2 --extract-utts 1 --extract-seconds 2"
+else
+  device=cuda; batch=200; steps=${SV_BENCH_STEPS:-10}; workers=${SV_BENCH_WORKERS:-12}; channels="512 1024"; amp_modes="fp32 bf16"
+  extra="--speakers 50 --extract-utts 20 --extract-seconds 8"
+  "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device visible to torch')"
+fi
+
+for c in $channels; do
+  for mode in $amp_modes; do
+    echo "== ECAPA channels $c, batch $batch, $mode, device $device =="
+    amp=""; [ $mode = bf16 ] && amp="--amp"
+    "$python" bench/sv.py --device $device --channels $c --batch-size $batch --steps $steps \
+      --workers $workers --threads 1 $amp $extra
+  done
+done
