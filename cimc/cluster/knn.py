@@ -1,0 +1,75 @@
+"""Distance to the k-th nearest neighbour of every point, exact, in chunks (GPU when available).
+
+IMSAT's VAT radius is per sample: ``eps_i = scale * dist(x_i, k-th nearest neighbour of x_i)``.
+At VoxCeleb2 size (1.09M x 400) the full distance matrix would be 4.8 TB, so rows are processed
+``chunk_size`` at a time against column blocks, keeping a running top-k: memory is
+O(chunk_size * (block_size + k)). Cost is N^2 * D multiply-adds: ~0.5 PFLOP at 1.09M points,
+about a minute on one H100 in TF32, hours on a CPU (use a GPU or subsample there).
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+
+def kth_neighbor_distance(
+    X: np.ndarray,
+    k: int = 10,
+    chunk_size: int = 4096,
+    block_size: int = 65536,
+    device: str = "cpu",
+    progress: bool = False,
+) -> np.ndarray:
+    """Euclidean distance from each row of ``X`` to its ``k``-th nearest other row (self excluded).
+
+    :param X: (N, D) points.
+    :param k: which neighbour (1 = nearest other point). IMSAT's paper says the 10th; its released
+        script takes the 11th because it counts the point itself. We exclude self and use ``k``.
+    :param chunk_size: query rows per chunk.
+    :param block_size: reference rows per block (bounds memory at large N).
+    :param device: torch device name ("cpu", "cuda").
+    :param progress: show a tqdm bar.
+    :return: (N,) float32 distances, same units as ``X``.
+    """
+    import torch
+
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"kth_neighbor_distance expects an (N, D) matrix, got shape {X.shape}")
+    n = X.shape[0]
+    if not 1 <= k < n:
+        raise ValueError(f"k={k} must be in [1, N-1] for N={n} points")
+    data = torch.from_numpy(X).to(device)
+    sq_norm = (data * data).sum(1)
+    out = torch.empty(n, dtype=torch.float32, device=device)
+    starts = range(0, n, chunk_size)
+    for start in tqdm(starts, desc="k-NN radius", disable=not progress):
+        stop = min(start + chunk_size, n)
+        query = data[start:stop]
+        best = torch.full((stop - start, k + 1), float("inf"), device=device)
+        for ref_start in range(0, n, block_size):
+            ref_stop = min(ref_start + block_size, n)
+            # |q - r|^2 = |q|^2 + |r|^2 - 2 q.r ; clamp the tiny negatives that rounding gives.
+            sq_dist = (sq_norm[start:stop, None] + sq_norm[None, ref_start:ref_stop]
+                       - 2.0 * query @ data[ref_start:ref_stop].T).clamp_min_(0.0)
+            _mask_self(sq_dist, start, stop, ref_start, ref_stop)
+            merged = torch.cat([best, sq_dist], dim=1)
+            best = torch.topk(merged, k + 1, dim=1, largest=False).values
+        out[start:stop] = best[:, k - 1].sqrt()
+    return out.cpu().numpy()
+
+
+def _mask_self(sq_dist, start: int, stop: int, ref_start: int, ref_stop: int) -> None:
+    """Set d(i, i) to +inf where query row i falls in this reference block (in place)."""
+    lo, hi = max(start, ref_start), min(stop, ref_stop)
+    if lo >= hi:
+        return
+    import torch
+
+    rows = torch.arange(lo - start, hi - start, device=sq_dist.device)
+    cols = torch.arange(lo - ref_start, hi - ref_start, device=sq_dist.device)
+    sq_dist[rows, cols] = float("inf")

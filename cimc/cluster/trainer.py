@@ -1,0 +1,208 @@
+"""The training loop behind :func:`cimc.cluster.cimc.train_cimc`: seeded, CPU/GPU, bf16, resumable.
+
+One step: clean forward -> each loss term (VAT and mixup make their own perturbed forwards with
+frozen BatchNorm statistics) -> weighted sum -> momentum SGD. The learning rate decays per step;
+SupCon's weight ramps in after its warm-up. Per epoch: mean of each term, the number of clusters
+used, and ACC/NMI when reference labels are given. A checkpoint (model, optimiser, RNG, history)
+is written atomically every ``checkpoint_every`` epochs and picked up again by a rerun.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+
+import numpy as np
+from tqdm import tqdm
+
+from cimc.cluster.cimc import (CimcConfig, MetricsFn, TrainResult, _precision, build_loss_terms, build_mlp,
+                               checkpoint_path, make_schedule)
+from cimc.cluster.knn import kth_neighbor_distance
+from cimc.utils import atomic_path, resolve_device
+
+logger = logging.getLogger(__name__)
+
+
+def default_metrics(reference: np.ndarray, predicted: np.ndarray) -> dict:
+    """ACC (Hungarian) and NMI from cimc.metrics.clustering (sklearn's NMI alone if that is missing)."""
+    try:
+        from cimc.metrics import clustering as M
+    except ImportError:
+        from sklearn.metrics import normalized_mutual_info_score
+
+        return {"nmi": float(normalized_mutual_info_score(reference, predicted))}
+    table = M.contingency_table(reference, predicted)
+    return {"acc": M.cluster_accuracy(table), "nmi": M.information_scores(table)["nmi"]}
+
+
+def make_optimizer(model, config: CimcConfig):
+    """Adam (IMSAT's code) or momentum SGD (the CIMC paper), at ``config.lr``."""
+    import torch
+
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    raise ValueError(f"optimizer {config.optimizer!r}: use adam or sgd")
+
+
+class Trainer:
+    """State of one CIMC/IMSAT training run on l2-normalised ``X`` (N, D)."""
+
+    def __init__(self, X: np.ndarray, n_clusters: int, config: CimcConfig,
+                 reference_labels: np.ndarray | None = None, metrics_fn: MetricsFn | None = None) -> None:
+        import torch
+
+        self.config, self.n_clusters = config, n_clusters
+        self.device = resolve_device(config.device)
+        self.reference = None if reference_labels is None else np.asarray(reference_labels)
+        if self.reference is not None and len(self.reference) != len(X):
+            raise ValueError(f"{len(self.reference)} reference labels for {len(X)} points")
+        self.metrics_fn = metrics_fn or default_metrics
+        self.autocast_dtype, matmul_dtype = _precision(config, self.device)
+        torch.manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.x = torch.from_numpy(X).to(self.device)
+        self.schedule = make_schedule(len(X), config)
+        self.terms = build_loss_terms(config, matmul_dtype)
+        self.supcon_start = int(config.supcon_warmup * self.schedule.total_steps)
+        self.eps = self._radii(X) if "vat" in [name for name, _, _ in self.terms] else None
+        self.model = build_mlp(X.shape[1], config.hidden_dim, n_clusters, config.output_init_scale).to(self.device)
+        self.optimizer = make_optimizer(self.model, config)
+        self.step, self.epoch, self.history = 0, 0, []
+        logger.info("CIMC: N=%d D=%d C=%d losses=%s batch=%d steps/epoch=%d epochs=%d device=%s",
+                    len(X), X.shape[1], n_clusters, [n for n, _, _ in self.terms], self.schedule.batch_size,
+                    self.schedule.steps_per_epoch, self.schedule.epochs, self.device)
+
+    def _radii(self, X: np.ndarray):
+        """Per-sample VAT radius eps_i = eps_scale * (distance to the k-th nearest neighbour)."""
+        import torch
+
+        k = min(self.config.knn_k, len(X) - 1)
+        dist = kth_neighbor_distance(X, k, self.config.knn_chunk, device=self.device, progress=self.config.progress)
+        return torch.from_numpy(self.config.eps_scale * dist).to(self.device)
+
+    def weight(self, name: str, weight: float) -> float:
+        """Weight of a term at the current step: SupCon is 0 during warm-up, then ramps linearly."""
+        if name != "supcon" or self.supcon_start == 0:
+            return weight
+        if self.step < self.supcon_start:
+            return 0.0
+        ramp = max(self.schedule.total_steps // 10, 1)
+        return weight * min(1.0, (self.step - self.supcon_start + 1) / ramp)
+
+    def train_step(self, batch_idx) -> dict[str, float]:
+        """One optimiser step on rows ``batch_idx``; returns the logged value of every term."""
+        import torch
+
+        from cimc.cluster.losses import LossContext
+
+        lr = self.config.lr * self.schedule.decay_per_step ** self.step
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x = self.x[batch_idx]
+        eps = self.eps[batch_idx] if self.eps is not None else None
+        with torch.autocast(self.device.split(":")[0], dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            logits = self.model(x)
+            ctx = LossContext(self.model, x, logits, eps)
+            total, logged = 0.0, {}
+            for name, term, weight in self.terms:
+                w = self.weight(name, weight)
+                if w == 0.0:
+                    continue
+                value, extra = term(ctx)
+                total = total + w * value
+                logged[name] = float(value.detach())
+                logged.update(extra)
+        if not torch.is_tensor(total):
+            return logged
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"loss became {float(total)} at step {self.step} (terms: {logged})")
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        logged["loss"] = float(total.detach())
+        logged["used"] = int(logits.detach().argmax(1).unique().numel())
+        return logged
+
+    def run_epoch(self) -> dict[str, float]:
+        """One pass over a fresh permutation (the last partial batch dropped); returns epoch means."""
+        import torch
+
+        self.model.train()
+        order = torch.randperm(len(self.x), generator=self.generator).to(self.device)
+        sums: dict[str, float] = defaultdict(float)
+        bar = tqdm(range(self.schedule.steps_per_epoch), desc=f"CIMC epoch {self.epoch + 1}/{self.schedule.epochs}",
+                   disable=not self.config.progress, leave=False)
+        for i in bar:
+            start = i * self.schedule.batch_size
+            logged = self.train_step(order[start:start + self.schedule.batch_size])
+            self.step += 1
+            for key, value in logged.items():
+                sums[key] += value
+            bar.set_postfix({k: f"{v:.3g}" for k, v in logged.items()})
+        return {k: v / self.schedule.steps_per_epoch for k, v in sums.items()}
+
+    def predict(self, batch_size: int = 65536) -> np.ndarray:
+        """Argmax cluster of every point (eval mode: BatchNorm running statistics); (N,) int64."""
+        import torch
+
+        self.model.eval()
+        with torch.no_grad():
+            labels = [self.model(self.x[s:s + batch_size]).argmax(1) for s in range(0, len(self.x), batch_size)]
+        self.model.train()
+        return torch.cat(labels).cpu().numpy().astype(np.int64)
+
+    def run(self) -> TrainResult:
+        """Train (resuming from a checkpoint if there is one) and return labels, history and model."""
+        self._load_checkpoint()
+        epochs_bar = tqdm(range(self.epoch, self.schedule.epochs), desc="CIMC training",
+                          disable=not self.config.progress)
+        for _ in epochs_bar:
+            record = {"epoch": self.epoch + 1, "step": self.step + self.schedule.steps_per_epoch}
+            record.update(self.run_epoch())
+            self.epoch += 1
+            if self.reference is not None:
+                record.update(self.metrics_fn(self.reference, self.predict()))
+            record["lr"] = self.config.lr * self.schedule.decay_per_step ** self.step
+            self.history.append(record)
+            epochs_bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k not in ("epoch", "step", "lr")})
+            logger.debug("epoch %d: %s", self.epoch, record)
+            if self.config.checkpoint_dir and (self.epoch % self.config.checkpoint_every == 0
+                                               or self.epoch == self.schedule.epochs):
+                self._save_checkpoint()
+        labels = self.predict()
+        logger.info("CIMC done: %d of %d clusters non-empty", len(np.unique(labels)), self.n_clusters)
+        return TrainResult(labels, self.history, self.model)
+
+    def _save_checkpoint(self) -> None:
+        import torch
+
+        path = checkpoint_path(self.config)
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
+                 "epoch": self.epoch, "history": self.history, "generator": self.generator.get_state(),
+                 "torch_rng": torch.get_rng_state(), "n_clusters": self.n_clusters, "n_points": len(self.x)}
+        if self.device.startswith("cuda"):
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+
+    def _load_checkpoint(self) -> None:
+        import torch
+
+        path = checkpoint_path(self.config)
+        if path is None or not path.is_file():
+            return
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        if (state["n_clusters"], state["n_points"]) != (self.n_clusters, len(self.x)):
+            raise ValueError(f"{path} was trained with C={state['n_clusters']} on N={state['n_points']} points, "
+                             f"not C={self.n_clusters}, N={len(self.x)}; delete it to start afresh")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.epoch, self.history = state["step"], state["epoch"], state["history"]
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        logger.info("resumed CIMC from %s at epoch %d (step %d)", path, self.epoch, self.step)

@@ -1,0 +1,194 @@
+"""Each CIMC loss term against a naive or closed-form computation."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.neighbors import NearestNeighbors
+
+from cimc.cluster import losses as L
+from cimc.cluster.cimc import build_mlp
+from cimc.cluster.knn import kth_neighbor_distance
+
+torch.set_num_threads(1)
+
+
+def naive_supcon(features: torch.Tensor, labels: torch.Tensor, temperature: float) -> tuple[torch.Tensor, int]:
+    """Khosla et al.'s L_out written with loops over anchors (no chunking, no tricks)."""
+    z = F.normalize(features, dim=1)
+    n = len(labels)
+    total, no_pos = features.new_zeros(()), 0
+    for i in range(n):
+        others = [a for a in range(n) if a != i]
+        positives = [p for p in others if labels[p] == labels[i]]
+        if not positives:
+            no_pos += 1
+            continue
+        denom = torch.logsumexp(torch.stack([z[i] @ z[a] / temperature for a in others]), 0)
+        total = total - torch.stack([z[i] @ z[p] / temperature - denom for p in positives]).mean()
+    return total / n, no_pos
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_supcon_chunked_equals_naive_value_and_gradient(chunk):
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(13, 5, generator=gen, dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1, 1, 1, 2, 3, 3, 4, 0, 5, 5, 1])  # labels 2 and 4: anchors without positives
+    a = feats.clone().requires_grad_(True)
+    b = feats.clone().requires_grad_(True)
+    got, no_pos = L.supcon_loss(a, labels, temperature=0.1, chunk_size=chunk, matmul_dtype=torch.float64)
+    want, want_no_pos = naive_supcon(b, labels, 0.1)
+    got.backward()
+    want.backward()
+    assert int(no_pos) == want_no_pos == 2
+    assert float(got.detach()) == pytest.approx(float(want.detach()), rel=1e-10)
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-8, atol=1e-10)
+
+
+def test_supcon_hand_worked_two_pairs():
+    # Two orthogonal pairs: each anchor sees its partner at cos 1 and two others at cos 0.
+    feats = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
+    loss, no_pos = L.supcon_loss(feats, torch.tensor([0, 0, 1, 1]), temperature=0.5)
+    expected = -(2.0 - math.log(math.exp(2.0) + 2.0))
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    assert int(no_pos) == 0
+
+
+def test_supcon_all_singletons_is_zero_not_nan():
+    feats = torch.randn(6, 4, requires_grad=True)
+    loss, no_pos = L.supcon_loss(feats, torch.arange(6), temperature=0.07)
+    loss.backward()
+    assert float(loss) == 0.0 and int(no_pos) == 6
+    assert torch.isfinite(feats.grad).all() and float(feats.grad.abs().sum()) == 0.0
+
+
+def test_entropy_terms_closed_form():
+    probs = torch.tensor([[0.5, 0.5, 0.0 + 1e-30], [0.25, 0.25, 0.5]], dtype=torch.float64)
+    cond, marginal = L.entropy_terms(probs.log())
+    rows = [-(0.5 * math.log(0.5)) * 2, -(2 * 0.25 * math.log(0.25) + 0.5 * math.log(0.5))]
+    mean = [0.375, 0.375, 0.25]
+    assert float(cond) == pytest.approx(np.mean(rows), abs=1e-12)
+    assert float(marginal) == pytest.approx(-sum(m * math.log(m) for m in mean), abs=1e-12)
+
+
+def test_entropy_terms_finite_for_saturated_logits():
+    logits = torch.tensor([[1e4, -1e4, 0.0], [1e4, -1e4, 0.0]], requires_grad=True)
+    cond, marginal = L.entropy_terms(logits)
+    (cond - 3.5 * marginal).backward()
+    assert float(cond) == pytest.approx(0.0, abs=1e-6) and float(marginal) == pytest.approx(0.0, abs=1e-6)
+    assert torch.isfinite(logits.grad).all()
+
+
+def test_mutual_information_loss_weights():
+    logits = torch.randn(8, 4)
+    cond, marginal = L.entropy_terms(logits)
+    ctx = L.LossContext(model=None, x=None, logits=logits, eps=None)
+    loss, logged = L.MutualInformationLoss(lam=0.5, mu=3.5)(ctx)
+    assert float(loss) == pytest.approx(0.5 * (float(cond) - 3.5 * float(marginal)), rel=1e-6)
+    assert logged["H(Y)"] == pytest.approx(float(marginal))
+
+
+def test_kl_from_logits_matches_torch():
+    p, q = torch.randn(5, 7), torch.randn(5, 7)
+    want = F.kl_div(F.log_softmax(q, 1), F.log_softmax(p, 1), log_target=True, reduction="batchmean")
+    assert float(L.kl_from_logits(p, q)) == pytest.approx(float(want), rel=1e-5)
+
+
+def _model_and_batch(seed: int = 0):
+    torch.manual_seed(seed)
+    model = build_mlp(6, 16, 4, output_init_scale=1.0)
+    x = F.normalize(torch.randn(32, 6), dim=1)
+    return model, x
+
+
+def test_vat_direction_increases_kl_more_than_random():
+    model, x = _model_and_batch()
+    logits = model(x)
+    eps = 0.3
+    direction = L.vat_direction(model, x, logits, xi=0.05)
+    with L.frozen_batchnorm_stats(model):
+        adv = float(L.kl_from_logits(logits.detach(), model(x + eps * direction)))
+        rand = [float(L.kl_from_logits(logits.detach(), model(x + eps * L._unit_rows(torch.randn_like(x)))))
+                for _ in range(10)]
+    assert torch.allclose(direction.norm(dim=1), torch.ones(len(x)))
+    assert adv > max(rand)
+
+
+def test_perturbed_passes_leave_batchnorm_running_stats_alone():
+    model, x = _model_and_batch()
+    model(x)  # one clean pass updates the running stats
+    before = [t.clone() for t in model.state_dict().values()]
+    ctx = L.LossContext(model, x, model(x), eps=torch.full((len(x),), 0.1))
+    after_clean = [t.clone() for t in model.state_dict().values()]
+    L.VatLoss(xi=0.1)(ctx)
+    L.MixupLoss()(ctx)
+    for a, b in zip(after_clean, model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert any(not torch.equal(a, b) for a, b in zip(before, after_clean))  # the clean pass did update
+
+
+def test_vat_loss_is_zero_at_zero_radius():
+    model, x = _model_and_batch()
+    logits = model(x)
+    eps = torch.zeros(len(x))
+    loss, _ = L.VatLoss(xi=0.1)(L.LossContext(model, x, logits, eps))
+    assert float(loss) == pytest.approx(0.0, abs=1e-6)  # r = 0: p(x + r) == p(x) (same batch statistics)
+
+
+def test_mixup_matches_hand_computation():
+    model, x = _model_and_batch()
+    logits = model(x)
+    torch.manual_seed(5)
+    loss, _ = L.MixupLoss(alpha=1.0)(L.LossContext(model, x, logits, None))
+    torch.manual_seed(5)
+    mix = torch.distributions.Beta(1.0, 1.0).sample((len(x), 1))
+    partner = torch.randperm(len(x))
+    target = F.softmax(mix * logits + (1 - mix) * logits[partner], dim=1)
+    with L.frozen_batchnorm_stats(model):
+        log_q = F.log_softmax(model(mix * x + (1 - mix) * x[partner]), dim=1)
+    want = (target * (target.log() - log_q)).sum(1).mean()
+    assert float(loss) == pytest.approx(float(want), rel=1e-5)
+    assert 0.0 < float(mix.min()) and float(mix.max()) < 1.0
+
+
+def test_mixup_target_is_stop_gradient():
+    model, x = _model_and_batch()
+    logits = model(x)
+    loss, _ = L.MixupLoss()(L.LossContext(model, x, logits, None))
+    grad, = torch.autograd.grad(loss, logits, allow_unused=True)
+    assert grad is None
+
+
+def test_vicreg_terms_closed_form():
+    z = torch.tensor([[1.0, 2.0], [3.0, 2.0], [5.0, 5.0]])
+    ctx = L.LossContext(None, None, z, None)
+    var, _ = L.VicRegVarianceLoss(gamma=2.5)(ctx)
+    std = torch.sqrt(torch.tensor([4.0, 3.0]) + 1e-4)  # unbiased variances 4 and 3
+    assert float(var) == pytest.approx(float(F.relu(2.5 - std).mean()), rel=1e-6)
+    cov, _ = L.VicRegCovarianceLoss()(ctx)
+    c = np.cov(z.numpy().T)
+    assert float(cov) == pytest.approx(2 * c[0, 1] ** 2 / 2, rel=1e-5)
+
+
+def test_expand_loss_names():
+    assert L.expand_loss_names(["imsat", "supcon", "mixup"]) == ("vat", "mi", "supcon", "mixup")
+    with pytest.raises(ValueError, match="unknown loss term 'supcom'"):
+        L.expand_loss_names(["imsat", "supcom"])
+
+
+@pytest.mark.parametrize("k,chunk,block", [(1, 7, 1000), (10, 16, 23), (4, 100, 50)])
+def test_knn_radius_matches_sklearn(k, chunk, block):
+    X = np.random.default_rng(0).standard_normal((150, 8)).astype(np.float32)
+    X[5] = X[6]  # a duplicate: its nearest other point is at distance 0
+    want = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X)[0][:, k]
+    got = kth_neighbor_distance(X, k, chunk_size=chunk, block_size=block)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert got[5] == pytest.approx(want[5], abs=1e-3)
+
+
+def test_knn_radius_bad_k():
+    with pytest.raises(ValueError, match="k=5"):
+        kth_neighbor_distance(np.zeros((5, 2), np.float32), 5)
