@@ -119,3 +119,12 @@ def test_attentive_pooling_with_flat_attention_is_mean_and_std():
     torch.testing.assert_close(out[:, :6], x.mean(dim=2))
     torch.testing.assert_close(out[:, 6:], x.std(dim=2, unbiased=False), atol=1e-4, rtol=1e-4)
 
+
+
+def test_head_cosines_stay_float32_under_autocast():
+    head = head_with_axes(AamSoftmax)
+    x = at_angles([3.0, 88.0])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = head.cosine(x)
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, head.cosine(x), rtol=0, atol=0)
