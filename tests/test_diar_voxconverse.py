@@ -1,6 +1,11 @@
 """VoxConverse prep (lhotse.recipes.prepare_voxconverse) on a tiny folder with the corpus's layout."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -18,10 +23,15 @@ RTTMS = {
 
 
 def make_corpus(root):
+    """dev/ and test/ of wav + rttm; each turn is a tone over faint noise, so the energy VAD finds it."""
     rng = np.random.default_rng(0)
     for name, turns in RTTMS.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
-        sf.write(root / f"{name}.wav", (0.01 * rng.standard_normal(16000 * 5)).astype(np.float32), 16000)
+        audio = 1e-3 * rng.standard_normal(16000 * 5)
+        for start, duration, _ in turns:
+            t = np.arange(int(start * 16000), int((start + duration) * 16000))
+            audio[t] += 0.3 * np.sin(2 * np.pi * 220 * t / 16000)
+        sf.write(root / f"{name}.wav", audio.astype(np.float32), 16000)
         rec = name.split("/")[1]
         (root / f"{name}.rttm").write_text("".join(
             f"SPEAKER {rec} 1 {s:.3f} {d:.3f} <NA> <NA> {spk} <NA> <NA>\n" for s, d, spk in turns))
@@ -56,3 +66,29 @@ def test_missing_rttm_is_named(tmp_path):
         prepare_voxconverse(tmp_path / "corpus", tmp_path / "data")
     with pytest.raises(FileNotFoundError, match="dev folder .*dev/dev does not exist"):
         prepare_voxconverse(tmp_path / "corpus/dev", tmp_path / "data")
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_voxconverse_recipe_prep_speech_and_scoring(tmp_path):
+    # Stages 0-1 on the tiny layout, stage 2 up to the (missing) embedding model, then scoring.
+    make_corpus(tmp_path / "corpus")
+    env = dict(os.environ, CIMC_VENV=sys.prefix, OMP_NUM_THREADS="1",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    cmd = ["bash", str(REPO / "egs/voxconverse/run.sh"), "--voxconverse", str(tmp_path / "corpus"),
+           "--conf", str(REPO / "egs/voxconverse/conf"), "--data", str(tmp_path / "data"),
+           "--exp", str(tmp_path / "exp"), "--nj", "1", "--sv-exp", str(tmp_path / "no_model"), "--stop-stage", "2"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 1 and f"no ECAPA model {tmp_path / 'no_model'}/final.pt" in result.stderr
+    from cimc.diar.segments import read_segments
+
+    segments = read_segments(tmp_path / "exp/speech/dev/segments")
+    assert [(round(s, 1), round(e, 1)) for _, s, e in segments["abjxc"]] == [(0.5, 4.8)]
+    assert (tmp_path / "exp/subseg/dev_cuts.jsonl.gz").is_file()
+    ref = str(tmp_path / "data/manifests/test_ref.rttm")
+    from click.testing import CliRunner
+
+    out = CliRunner().invoke(cli, ["diar", "score", "--ref", ref, "--hyp", f"ref={ref}", "--output-dir",
+                                   str(tmp_path / "results")], catch_exceptions=False)
+    assert "| ref | with | 0.00 |" in out.stdout and (tmp_path / "results/timeline_ref.png").is_file()
