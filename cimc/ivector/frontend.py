@@ -74,7 +74,11 @@ def utterance_frames(cut, config: FrontEndConfig) -> np.ndarray:
         frames = frames[:, : config.num_ceps]
     frames = add_deltas(frames, config.delta_order, config.delta_window)
     if config.apply_vad:
-        frames = select_voiced(frames, load_vad(cut), cut.id)
+        voiced = load_vad(cut)
+        if not voiced.any():
+            # Kaldi's select-voiced-frames leaves nothing; the caller lists the utterance as short.
+            return frames[:0]
+        frames = select_voiced(frames, voiced, cut.id)
     return frames
 
 
