@@ -209,3 +209,30 @@ def test_tune_picks_the_threshold_with_lowest_der(tmp_path):
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.stdout.strip() == "clustering.methods.test-ahc.distance_threshold=0.5"
     assert (tmp_path / "tune/best_override.txt").read_text().strip() == result.stdout.strip()
+
+
+def speaker_blobs(num_speakers, rng, dim=32, noise=0.35):
+    """Sub-segment embeddings of one recording: unequal turns of 5-60 sub-segments per speaker."""
+    centres = rng.standard_normal((num_speakers, dim))
+    sizes = rng.integers(5, 60, num_speakers)
+    X = np.concatenate([c / np.linalg.norm(c) + noise / np.sqrt(dim) * rng.standard_normal((n, dim))
+                        for c, n in zip(centres, sizes)])
+    return X, np.repeat(np.arange(num_speakers), sizes)
+
+
+@pytest.mark.parametrize("num_speakers", [2, 3, 4, 6])
+def test_speaker_counting_on_embedding_blobs(num_speakers):
+    # The registry's spectral (eigengap) and AHC (distance threshold) estimate the count per recording;
+    # a method that cannot estimate (here k-means) gets spectral's count through cluster_recording.
+    from sklearn.metrics import adjusted_rand_score
+
+    X, truth = speaker_blobs(num_speakers, np.random.default_rng(num_speakers))
+    config = ClusteringConfig(methods={"ahc": {"linkage": "average", "metric": "cosine", "distance_threshold": 0.7},
+                                       "kmeans": {"n_init": 10}})
+    from cimc.diar.pipeline import make_method
+
+    counter = make_method("spectral", config)
+    for name in ("spectral", "ahc", "kmeans"):
+        labels = cluster_recording(X, make_method(name, config), config, counter=counter)
+        assert len(np.unique(labels)) == num_speakers, name
+        assert adjusted_rand_score(truth, labels) > 0.95, name
