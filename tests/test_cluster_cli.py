@@ -71,6 +71,18 @@ def test_cluster_reads_kaldi_scp_and_estimates_k(corpus):
     assert skm.adjusted_rand_score(y, np.load(root / "sc" / "labels.npy")) == 1.0
 
 
+def test_cluster_leaves_out_excluded_utterances(corpus):
+    from lhotse import load_manifest
+
+    root, ids, _ = corpus
+    (root / "short.txt").write_text(f"{ids[3]} 12\n{ids[40]} 0\n")
+    invoke("cluster", "--input", root / "ivectors.npy", "--method", "kmeans", "--num-clusters", 3, "--exclude",
+           root / "short.txt", "--cuts", root / "cuts.jsonl.gz", "--output", root / "ex")
+    kept = set(read_label_file(root / "ex" / "labels.txt"))
+    assert kept == set(ids) - {ids[3], ids[40]}
+    assert set(load_manifest(root / "ex" / "cuts.jsonl.gz").ids) == kept
+
+
 def test_cluster_rejects_unknown_method_and_bad_override(corpus):
     root, _, _ = corpus
     result = CliRunner().invoke(cli, ["cluster", "--input", str(root / "ivectors.npy"), "--method", "dbscan",

@@ -23,9 +23,11 @@ EXISTING = click.Path(exists=True, dir_okay=False)
 @click.option("--cuts", type=EXISTING, default=None,
               help="Lhotse cuts of the same utterances: also write DIR/cuts.jsonl.gz with pseudo-label speakers.")
 @click.option("--ref", type=EXISTING, default=None, help="'utt label' file: per-epoch metrics in CIMC's log.")
+@click.option("--exclude", type=EXISTING, default=None,
+              help="Utterances to leave out (first column), e.g. exp/ivector/short_train.txt.")
 @click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: labels.npy, labels.txt, [cuts.jsonl.gz], config.yaml, summary.json.")
-def cluster_command(input_path, method, num_clusters, config_path, overrides, cuts, ref, output_dir) -> None:
+def cluster_command(input_path, method, num_clusters, config_path, overrides, cuts, ref, exclude, output_dir) -> None:
     """Cluster utterance vectors; write labels (and pseudo-labelled cuts).
 
     \b
@@ -35,7 +37,7 @@ def cluster_command(input_path, method, num_clusters, config_path, overrides, cu
     """
     from cimc.cluster.run import cluster_to_dir
 
-    cluster_to_dir(input_path, method, num_clusters, output_dir, config_path, overrides, cuts, ref)
+    cluster_to_dir(input_path, method, num_clusters, output_dir, config_path, overrides, cuts, ref, exclude)
 
 
 @click.command("cluster-metrics")

@@ -50,14 +50,27 @@ def reference_for(ids: Sequence[str], ref_path: str | Path) -> np.ndarray:
     return np.array([ref[u] for u in ids])
 
 
+def drop_excluded(ids: Sequence[str], X: np.ndarray, exclude: str | Path) -> tuple[list[str], np.ndarray]:
+    """Rows of ``X`` (N, D) whose id is not in the first column of file ``exclude``."""
+    skip = {line.split()[0] for line in Path(exclude).read_text().splitlines() if line.strip()}
+    keep = np.array([u not in skip for u in ids], dtype=bool)
+    if not keep.any():
+        raise ValueError(f"{exclude} excludes every one of the {len(ids)} utterances")
+    logger.info("leaving out %d utterances listed in %s", int((~keep).sum()), exclude)
+    return [u for u, k in zip(ids, keep) if k], X[keep]
+
+
 def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, output_dir: str | Path,
                    config_path: str | Path | None = None, overrides: Sequence[str] = (),
-                   cuts: str | Path | None = None, ref: str | Path | None = None) -> np.ndarray:
+                   cuts: str | Path | None = None, ref: str | Path | None = None,
+                   exclude: str | Path | None = None) -> np.ndarray:
     """Cluster the vectors at ``input_path`` (.npy [+ .ids], .scp, .ark) and write ``output_dir`` (see module doc).
 
     Skips the work when ``output_dir/.done`` exists (returns the stored labels). A method with a
     ``checkpoint_dir`` config field (CIMC) that leaves it empty checkpoints into ``output_dir/checkpoint``
     so an interrupted run resumes. ``ref`` (``utt label``) is passed to methods that log metrics per epoch.
+    ``exclude``: a file whose first column lists utterances to leave out (e.g. stage 3's
+    ``short_train.txt``: too few voiced frames for a usable i-vector); they get no label and no cut.
 
     :return: (N,) int64 labels.
     """
@@ -66,6 +79,8 @@ def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, 
         logger.info("%s is done; delete it (or its .done) to recluster", output_dir)
         return np.load(output_dir / "labels.npy")
     ids, X = load_vectors(input_path)
+    if exclude is not None:
+        ids, X = drop_excluded(ids, X, exclude)
     clusterer = load_method(method, config_path, overrides)
     if getattr(clusterer.config, "checkpoint_dir", None) == "":
         clusterer.config.checkpoint_dir = str(output_dir / "checkpoint")
@@ -85,7 +100,8 @@ def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, 
     if cuts is not None:
         written = write_pseudo_label_cuts(cuts, ids, labels, output_dir / "cuts.jsonl.gz")
         logger.info("wrote %d cuts with pseudo-labels to %s", written, output_dir / "cuts.jsonl.gz")
-    summary = {"method": method, "input": str(input_path), "num_vectors": len(ids), "requested_clusters": n_clusters,
+    summary = {"method": method, "input": str(input_path), "excluded_by": str(exclude) if exclude else None,
+               "num_vectors": len(ids), "requested_clusters": n_clusters,
                "nonempty_clusters": found, "seconds": round(seconds, 3)}
     write_text_atomic(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     mark_done(output_dir)

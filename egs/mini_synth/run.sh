@@ -78,7 +78,7 @@ if run_stage 4; then
   for method in $cluster_methods; do
     cimc cluster --input $exp/ivector/ivectors_train.npy --method $method --num-clusters $num_clusters \
       --config $conf/$method.yaml --cuts $data/manifests/train_cuts.jsonl.gz --ref $data/kaldi/train/utt2spk \
-      --output $exp/cluster/$method
+      --exclude $exp/ivector/short_train.txt --output $exp/cluster/$method
   done
 fi
 
