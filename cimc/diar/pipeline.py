@@ -60,7 +60,7 @@ class ClusteringConfig:
 
     num_speakers: str = "estimate"  # estimate | oracle
     count_method: str = "spectral"
-    max_speakers: int = 10  # an estimate above this is clipped to it
+    max_speakers: int = 10  # cap on the count handed to a non-estimating method; estimating ones only warn
     center: str = "recording"  # subtract each recording's mean embedding before l2-normalising
     methods: dict = dataclasses.field(default_factory=dict)
 
