@@ -20,7 +20,10 @@ from cimc.testing.voxceleb_layout import build_voxceleb_layout
 REPO = Path(__file__).resolve().parents[1]
 RUN_SH = REPO / "egs" / "voxceleb" / "run.sh"
 TINY_CONF = REPO / "tests" / "recipes" / "tiny_conf"
-STOP_STAGE = 3  # raise when a later stage joins; add its assertions below
+# Raise when a later stage joins; add its assertions below. Stage 4 trains CIMC with
+# tiny_conf/cimc.yaml (the CIMC trainer's config): until that file exists the run stops at stage 3.
+STOP_STAGE = 5 if (TINY_CONF / "cimc.yaml").is_file() else 3
+NUM_CLUSTERS = 4  # stage 4's C: the tiny layout's 4 training speakers
 
 
 @dataclass
@@ -36,7 +39,7 @@ def run_recipe(root: Path, corpus: dict, stage: int = 0, stop_stage: int = STOP_
     env = dict(os.environ, CIMC_VENV=sys.prefix, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     cmd = ["bash", str(RUN_SH), "--voxceleb1", str(corpus["voxceleb1"]), "--voxceleb2", str(corpus["voxceleb2"]),
            "--conf", str(TINY_CONF), "--data", str(root / "data"), "--exp", str(root / "exp"),
-           "--stage", str(stage), "--stop-stage", str(stop_stage), "--nj", "1"]
+           "--stage", str(stage), "--stop-stage", str(stop_stage), "--nj", "1", "--num-clusters", str(NUM_CLUSTERS)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
 
@@ -107,6 +110,7 @@ def test_stage2_ubm_and_extractor(recipe):
         assert [(ivector_dir / sub / f"{i}.pt").is_file() for i in range(num_iters + 1)] == [True] * (num_iters + 1)
     ubm = torch.load(ivector_dir / "ubm" / "final.pt")
     assert ubm["means"].shape == (8, 72)  # 24 cepstra + deltas + delta-deltas
+    assert ubm["covariances"].shape == (8, 72, 72)  # one full-covariance iteration (tiny_conf)
     assert torch.isclose(ubm["weights"].sum(), torch.tensor(1.0, dtype=torch.float64))
     assert torch.load(ivector_dir / "extractor" / "final.pt")["projection"].shape == (8, 72, 10)
 
@@ -126,6 +130,43 @@ def test_stage3_ivectors_and_baseline(recipe):
         eer = float(line.split("|")[2])
         assert 0.0 <= eer <= 100.0
     assert len((ivector_dir / "scores_plda.txt").read_text().splitlines()) == 65
+
+
+# --- Stages 4-5 --------------------------------------------------------------------------------
+
+needs_stage5 = pytest.mark.skipif(STOP_STAGE < 5, reason="tests/recipes/tiny_conf/cimc.yaml is not there yet")
+
+
+@needs_stage5
+def test_stage4_cimc_pseudo_labels(recipe):
+    from lhotse import CutSet
+
+    from cimc.cluster.labels import TRUE_SPEAKER_KEY, read_label_file
+
+    out = recipe.exp / "cluster" / "cimc"
+    assert "Stage 4" in recipe.log and (out / ".done").is_file() and (out / "config.yaml").is_file()
+    labels = read_label_file(out / "labels.txt")
+    short = read_map(recipe.exp / "ivector" / "short_train.txt")  # left out by --exclude
+    utt2spk = read_map(recipe.data / "kaldi" / "train" / "utt2spk")
+    assert set(labels) == set(utt2spk) - set(short)
+    assert np.load(out / "labels.npy").max() < NUM_CLUSTERS
+    cuts = CutSet.from_file(out / "cuts.jsonl.gz").to_eager()
+    assert set(cuts.ids) == set(labels)
+    for cut in cuts:
+        assert cut.supervisions[0].speaker == labels[cut.id]
+        assert cut.supervisions[0].custom[TRUE_SPEAKER_KEY] == utt2spk[cut.id]
+
+
+@needs_stage5
+def test_stage5_clustering_metrics(recipe):
+    import json
+
+    from cimc.metrics.clustering import METRIC_NAMES
+
+    metrics = json.loads((recipe.exp / "cluster" / "cimc" / "metrics.json").read_text())
+    assert set(METRIC_NAMES) <= set(metrics) and "Stage 5" in recipe.log
+    assert 0.0 < metrics["acc"] <= 1.0 and 1 <= metrics["num_clusters"] <= NUM_CLUSTERS
+    assert metrics["num_utterances"] == len(read_map(recipe.exp / "cluster" / "cimc" / "labels.txt"))
 
 
 def test_rerun_skips_finished_stages(recipe):
