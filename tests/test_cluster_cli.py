@@ -185,3 +185,12 @@ def test_ablation_rows_describe_their_loss_combination():
     assert loss_description("cimc", AblationRow("IMSAT", overrides=["losses=[imsat]"])) == "imsat"
     assert loss_description("cimc", AblationRow("full", overrides=["losses=[imsat, supcon, mixup]"])) == \
         "imsat + supcon + mixup"
+
+
+def test_cluster_config_prints_loadable_defaults(tmp_path):
+    from cimc.cluster.baselines import AhcConfig
+    from cimc.config import load_config
+
+    printed = invoke("cluster-config", "--method", "ahc", "--output", tmp_path / "ahc.yaml").stdout
+    assert yaml.safe_load(printed)["linkage"] == "ward"
+    assert load_config(AhcConfig, tmp_path / "ahc.yaml") == AhcConfig()

@@ -133,4 +133,23 @@ def cluster_ablation_command(extra_configs, input_path, ref, configs, spec, meth
     click.echo(ablation_markdown(results), nl=False)
 
 
-COMMANDS = [cluster_command, cluster_metrics_command, cluster_table_command, cluster_ablation_command]
+@click.command("cluster-config")
+@click.option("--method", required=True, type=click.Choice(sorted(CLUSTERERS)), help="Clustering method.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write the YAML here too.")
+def cluster_config_command(method, output) -> None:
+    """Print a method's default config as YAML (a starting point for conf/<method>.yaml)."""
+    import yaml
+
+    from cimc.cluster.base import config_class
+    from cimc.config import save_config, to_dict
+
+    cls = config_class(method)
+    if cls is None:
+        raise click.UsageError(f"method {method} takes no config")
+    if output:
+        save_config(cls(), output)
+    click.echo(yaml.safe_dump(to_dict(cls()), sort_keys=False), nl=False)
+
+
+COMMANDS = [cluster_command, cluster_metrics_command, cluster_table_command, cluster_ablation_command,
+            cluster_config_command]
