@@ -119,7 +119,7 @@ class NumpyBaseline:
         self.prec = (1 / var).astype(np.float32)
         self.mu_prec = (mu / var).astype(np.float32)
         self.const = (np.log(w) - 0.5 * (mu.shape[1] * np.log(2 * np.pi) + np.log(var).sum(1) + (mu**2 / var).sum(1))).astype(np.float32)
-        self.inv_std = model.inv_std.numpy().astype(np.float32)
+        self.inv_std = model.whiten.numpy().astype(np.float32)  # diagonal UBM: 1 / sigma
         self.t_flat = model.projection.numpy().reshape(-1, model.ivector_dim).astype(np.float32)
         self.u_packed = model.packed_u().numpy().astype(np.float32)
         self.rows, self.cols = np.triu_indices(model.ivector_dim)

@@ -145,14 +145,18 @@ def test_baum_welch_stats_match_naive_loop():
 
 def naive_ivector(gmm, extractor, counts, first):
     """Posterior mean by the textbook formula in the unwhitened space, one utterance at a time."""
-    var = gmm.variances.numpy()
-    m = extractor.projection.numpy() / extractor.inv_std.numpy()[:, :, None]  # M_c = Sigma_c^{1/2} T_c
+    if isinstance(gmm, ubm.DiagGmm):
+        cov = np.stack([np.diag(v) for v in gmm.variances.numpy()])
+        m = extractor.projection.numpy() / extractor.whiten.numpy()[:, :, None]  # M_c = Sigma_c^{1/2} T_c
+    else:
+        cov = gmm.covariances.numpy()
+        m = np.linalg.cholesky(cov) @ extractor.projection.numpy()  # T_c = chol(Sigma_c)^{-1} M_c
     r = m.shape[2]
     prior = np.zeros(r)
     prior[0] = extractor.prior_offset
     precision, linear = np.eye(r), prior.copy()
-    for c in range(len(var)):
-        sigma_inv = np.diag(1 / var[c])
+    for c in range(len(cov)):
+        sigma_inv = np.linalg.inv(cov[c])
         precision += counts[c] * m[c].T @ sigma_inv @ m[c]
         linear += m[c].T @ sigma_inv @ first[c]
     w = np.linalg.solve(precision, linear)
@@ -257,3 +261,67 @@ def test_deltas_are_linear_and_keep_statics(num_frames, window, seed):
     np.testing.assert_array_equal(out[:, :3], a)
     np.testing.assert_allclose(add_deltas(a + 2 * b, 2, window), out + 2 * add_deltas(b, 2, window), atol=1e-4)
     np.testing.assert_allclose(add_deltas(np.ones_like(a), 2, window)[:, 3:], 0.0, atol=1e-6)  # constant: no deltas
+
+
+# --- full-covariance refinement ------------------------------------------------------------------
+
+from cimc.ivector import full_ubm  # noqa: E402
+
+
+def correlated_mixture(rng, n=4000):
+    means = np.array([[0.0, 0.0, 0.0], [4.0, 4.0, -2.0]])
+    covs = np.array([[[1.0, 0.8, 0.2], [0.8, 1.0, 0.1], [0.2, 0.1, 0.5]], [[0.5, -0.3, 0.0], [-0.3, 1.0, 0.4], [0.0, 0.4, 1.0]]])
+    comp = rng.choice(2, size=n, p=[0.6, 0.4])
+    return np.stack([rng.multivariate_normal(means[c], covs[c]) for c in comp])
+
+
+def test_full_gmm_log_likelihoods_match_scipy():
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 4, 4))
+    gmm = full_ubm.FullGmm(torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64), torch.as_tensor(rng.normal(size=(3, 4))),
+                           torch.as_tensor(a @ a.transpose(0, 2, 1) + 0.5 * np.eye(4)))
+    x = rng.normal(size=(7, 4)) * 2
+    ours = gmm.log_likelihoods(torch.as_tensor(x)).numpy()
+    ref = np.stack([np.log(w) + multivariate_normal(m, c).logpdf(x) for w, m, c in zip(*(t.numpy() for t in (gmm.weights, gmm.means, gmm.covariances)))], 1)
+    np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-9)
+    w = gmm.whitening().numpy()
+    np.testing.assert_allclose(w @ gmm.covariances.numpy() @ w.transpose(0, 2, 1), np.broadcast_to(np.eye(4), (3, 4, 4)), atol=1e-10)
+
+
+def test_full_ubm_em_is_monotone_and_agrees_with_sklearn():
+    data = correlated_mixture(np.random.default_rng(1))
+    frames = torch.as_tensor(data)
+    diag, _ = run_em(frames, 2, 5)
+    gmm, history = full_ubm.FullGmm.from_diag(diag), []
+    for _ in range(40):
+        stats = full_ubm.FullUbmStats.zeros(2, 3)
+        full_ubm.accumulate(gmm, frames[:1500], stats)
+        other = full_ubm.FullUbmStats.zeros(2, 3)
+        full_ubm.accumulate(gmm, frames[1500:], other)
+        stats = stats + other
+        history.append(stats.log_likelihood / len(data))
+        gmm = full_ubm.estimate(stats, var_floor=1e-6)
+    assert all(b >= a - 1e-9 for a, b in zip(history, history[1:])), history
+    reference = GaussianMixture(2, covariance_type="full", tol=1e-10, max_iter=500, random_state=0).fit(data)
+    order, ref_order = np.argsort(gmm.means[:, 0].numpy()), np.argsort(reference.means_[:, 0])
+    np.testing.assert_allclose(gmm.means.numpy()[order], reference.means_[ref_order], atol=1e-3)
+    np.testing.assert_allclose(gmm.weights.numpy()[order], reference.weights_[ref_order], atol=1e-3)
+    np.testing.assert_allclose(gmm.covariances.numpy()[order], reference.covariances_[ref_order], atol=2e-3)
+    assert history[-1] == pytest.approx(reference.score(data), abs=1e-4)
+
+
+def test_extraction_with_full_covariance_ubm_matches_numpy():
+    gmm, utts, _ = random_problem(seed=2)
+    rng = np.random.default_rng(2)
+    mix = np.eye(3) + 0.3 * rng.normal(size=(6, 3, 3))
+    full = full_ubm.FullGmm(gmm.weights, gmm.means, torch.as_tensor(mix @ mix.transpose(0, 2, 1) + 0.2 * np.eye(3)))
+    extractor = ext.IvectorExtractor.initialize(full, 4, prior_offset=10.0, seed=2)
+    counts, first = ext.baum_welch_stats(full, utts, num_gselect=6, min_post=0.0, dtype=torch.float64)
+    batched = extractor.extract(counts, first).numpy()
+    for b in range(len(utts)):
+        np.testing.assert_allclose(batched[b], naive_ivector(full, extractor, counts[b].numpy(), first[b].numpy()), atol=1e-5, rtol=1e-5)
+    # Column 0 of M_c = chol(Sigma_c) T_c holds mu_c / prior_offset (Kaldi's initialisation).
+    m0 = (np.linalg.cholesky(full.covariances.numpy()) @ extractor.projection.numpy())[:, :, 0]
+    np.testing.assert_allclose(m0 * 10.0, full.means.numpy(), atol=1e-10)

@@ -72,7 +72,7 @@ def make_corpus(root: Path, num_train_spk=8, num_test_spk=4, utts=6, seed=0) -> 
 
 
 # The toy speakers differ by a fixed filter, i.e. a constant cepstral offset that CMN would remove.
-TINY = ["frontend.num_ceps=13", "frontend.cmn=false", "frontend.min_frames=5", "ubm.num_components=8", "ubm.num_iters=3", "ubm.subsample=2",
+TINY = ["frontend.num_ceps=13", "frontend.cmn=false", "frontend.min_frames=5", "ubm.num_components=8", "ubm.num_iters=3", "ubm.subsample=2", "ubm.full_cov_iters=2",
         "extractor.ivector_dim=10", "extractor.num_iters=3", "extractor.batch_size=7", "backend.lda_dim=6"]
 
 
@@ -97,6 +97,9 @@ def test_training_writes_resumable_models(trained, caplog):
         assert (exp / sub / ".done").is_file() and (exp / sub / "final.pt").is_file()
         assert load_config(IvectorConfig, exp / sub / "config.yaml") == config
         assert not list((exp / sub / "acc").glob("*.pt"))  # job statistics cleaned up once merged
+    assert [(exp / "ubm" / f"{p}{i}.pt").is_file() for p, i in (("", 3), ("full", 2), ("", 4), ("full", 3))] == [True, True, False, False]
+    assert torch.load(exp / "ubm" / "final.pt")["covariances"].shape == (8, 39, 39)  # full refinement was used
+    assert torch.load(exp / "extractor" / "final.pt")["whiten"].shape == (8, 39, 39)
     ubm_mtime = (exp / "ubm" / "final.pt").stat().st_mtime
     train_ubm(paths["train"], config, exp)  # done marker: nothing retrained
     assert (exp / "ubm" / "final.pt").stat().st_mtime == ubm_mtime

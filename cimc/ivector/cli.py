@@ -93,7 +93,7 @@ def score_cmd(config_path, train_vectors, test_vectors, trials_path, train_cuts,
 
 
 @ivector.command("acc-job", hidden=True)
-@click.option("--kind", type=click.Choice(["ubm", "extractor", "extract"]), required=True)
+@click.option("--kind", type=click.Choice(["ubm", "full-ubm", "extractor", "extract"]), required=True)
 @click.option("--dir", "model_dir", type=click.Path(exists=True, file_okay=False), required=True)
 @click.option("--cuts", "cuts_path", type=CUTS, required=True)
 @click.option("--iter", "iteration", type=int, required=True)
@@ -105,8 +105,8 @@ def acc_job_cmd(kind, model_dir, cuts_path, iteration, name, job, nj) -> None:
     from cimc.ivector import extract, pipeline
 
     model_dir, cuts_path = Path(model_dir), Path(cuts_path)
-    if kind == "ubm":
-        pipeline.ubm_job(model_dir, cuts_path, iteration, job, nj)
+    if kind in ("ubm", "full-ubm"):
+        pipeline.ubm_job(model_dir, cuts_path, iteration, job, nj, full=kind == "full-ubm")
     elif kind == "extractor":
         pipeline.extractor_job(model_dir, cuts_path, iteration, job, nj)
     else:

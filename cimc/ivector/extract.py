@@ -14,7 +14,7 @@ import numpy as np
 
 from cimc.config import load_config
 from cimc.ivector import extractor as ext
-from cimc.ivector import ubm as ubm_lib
+from cimc.ivector.full_ubm import load_ubm
 from cimc.ivector.config import IvectorConfig
 from cimc.ivector.frontend import report_short, split_for_job
 from cimc.ivector.jobs import run_jobs
@@ -30,7 +30,7 @@ def extract_job(exp_dir: Path, cuts_path: Path, name: str, job: int, num_jobs: i
     model_dir = exp_dir / "extractor"
     config = load_config(IvectorConfig, model_dir / "config.yaml")
     device = resolve_device(config.extractor.device)
-    gmm = ubm_lib.DiagGmm.load(exp_dir / "ubm" / "final.pt").to(device)
+    gmm = load_ubm(exp_dir / "ubm" / "final.pt").to(device)
     model = ext.IvectorExtractor.load(model_dir / "final.pt").to(device)
     ids, vectors, short = [], [], {}
     cuts = split_for_job(read_cuts(cuts_path), job, num_jobs)

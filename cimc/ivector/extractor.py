@@ -1,7 +1,7 @@
 """Total-variability model: Baum-Welch statistics, batched i-vector posteriors, EM with minimum
 divergence and Kaldi's prior offset.
 
-Model (Kaldi's ``IvectorExtractor``, diagonal covariances): the supervector of an utterance is
+Model (Kaldi's ``IvectorExtractor``; diagonal or full UBM covariances): the supervector of an utterance is
 M w, with M_c (D, R) per Gaussian, prior w ~ N(prior_offset * e_1, I). Column 0 of M_c absorbs the
 UBM mean, so first-order statistics are *uncentred*. Everything is kept in the space whitened by
 each Gaussian's covariance, T_c = Sigma_c^{-1/2} M_c, where the per-utterance posterior is
@@ -31,12 +31,12 @@ logger = logging.getLogger(__name__)
 
 
 def baum_welch_stats(
-    gmm: DiagGmm, utterances: Sequence[np.ndarray], num_gselect: int, min_post: float, posterior_scale: float = 1.0,
+    gmm, utterances: Sequence[np.ndarray], num_gselect: int, min_post: float, posterior_scale: float = 1.0,
     device: str = "cpu", dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Zeroth and first order statistics of a batch of utterances.
 
-    :param gmm: the UBM, already on ``device``/``dtype``.
+    :param gmm: the UBM (diagonal or full), already on ``device``/``dtype``.
     :param utterances: B arrays (T_b, D) of front-end frames (T_b may be 0).
     :return: N (B, C) = sum_t gamma_tc and F (B, C, D) = sum_t gamma_tc x_t (uncentred).
     """
@@ -87,11 +87,12 @@ class IvectorPosterior:
 
 
 class IvectorExtractor:
-    """Whitened total-variability matrix T (C, D, R), whitening 1/sigma (C, D) and the prior offset."""
+    """Whitened total-variability matrix T (C, D, R), the prior offset, and the whitening of each
+    Gaussian: (C, D) 1/sigma for a diagonal UBM or (C, D, D) W_c = chol(Sigma_c)^{-1} for a full one."""
 
-    def __init__(self, projection: torch.Tensor, inv_std: torch.Tensor, prior_offset: float) -> None:
+    def __init__(self, projection: torch.Tensor, whiten: torch.Tensor, prior_offset: float) -> None:
         self.projection = projection
-        self.inv_std = inv_std
+        self.whiten = whiten
         self.prior_offset = float(prior_offset)
         self._packed_u: torch.Tensor | None = None
 
@@ -108,18 +109,27 @@ class IvectorExtractor:
         return self.projection.shape[2]
 
     @classmethod
-    def initialize(cls, gmm: DiagGmm, ivector_dim: int, prior_offset: float = 100.0, seed: int = 0) -> "IvectorExtractor":
-        """Kaldi's start: column 0 = UBM mean / prior_offset, other columns random (unit scale in whitened space)."""
+    def initialize(cls, gmm, ivector_dim: int, prior_offset: float = 100.0, seed: int = 0) -> "IvectorExtractor":
+        """Kaldi's start: column 0 = UBM mean / prior_offset, other columns random (unit scale in whitened space).
+
+        :param gmm: a :class:`DiagGmm` or a full-covariance ``FullGmm``.
+        """
         if ivector_dim < 2:
             raise ValueError(f"ivector_dim must be at least 2, got {ivector_dim}")
-        inv_std = gmm.variances.double().rsqrt()
+        whiten = gmm.variances.double().rsqrt() if isinstance(gmm, DiagGmm) else gmm.whitening().double()
         generator = torch.Generator().manual_seed(seed)
-        projection = torch.randn(gmm.num_components, gmm.dim, ivector_dim, generator=generator, dtype=torch.float64)
-        projection[:, :, 0] = gmm.means.double() * inv_std / prior_offset
-        return cls(projection, inv_std, prior_offset)
+        model = cls(torch.randn(gmm.num_components, gmm.dim, ivector_dim, generator=generator, dtype=torch.float64), whiten, prior_offset)
+        model.projection[:, :, 0] = model.whitened(gmm.means.double().unsqueeze(0))[0] / prior_offset
+        return model
 
     def to(self, device: str | torch.device, dtype: torch.dtype = torch.float32) -> "IvectorExtractor":
-        return IvectorExtractor(self.projection.to(device, dtype), self.inv_std.to(device, dtype), self.prior_offset)
+        return IvectorExtractor(self.projection.to(device, dtype), self.whiten.to(device, dtype), self.prior_offset)
+
+    def whitened(self, first: torch.Tensor) -> torch.Tensor:
+        """W_c F_c for statistics (B, C, D)."""
+        if self.whiten.ndim == 2:
+            return first * self.whiten
+        return torch.einsum("ced,bcd->bce", self.whiten, first)
 
     def packed_u(self, chunk: int = 64) -> torch.Tensor:
         """U_c = T_c^T T_c as packed upper triangles (C, R(R+1)/2), computed once, in component chunks."""
@@ -130,7 +140,7 @@ class IvectorExtractor:
     def posterior(self, counts: torch.Tensor, first: torch.Tensor, want_covariance: bool = False) -> IvectorPosterior:
         """Posterior of w for a batch of statistics N (B, C), F (B, C, D) (same device/dtype as T)."""
         batch, dim = counts.shape[0], self.ivector_dim
-        linear = (first * self.inv_std).reshape(batch, -1) @ self.projection.reshape(-1, dim)
+        linear = self.whitened(first).reshape(batch, -1) @ self.projection.reshape(-1, dim)
         linear[:, 0] += self.prior_offset
         precision = unpack_symmetric(counts @ self.packed_u(), dim)
         precision.diagonal(dim1=1, dim2=2).add_(1.0)
@@ -152,7 +162,7 @@ class IvectorExtractor:
     def save(self, path: str | Path) -> None:
         with atomic_path(path) as tmp:
             torch.save(
-                {"projection": self.projection.detach().cpu().double(), "inv_std": self.inv_std.detach().cpu().double(),
+                {"projection": self.projection.detach().cpu().double(), "whiten": self.whiten.detach().cpu().double(),
                  "prior_offset": self.prior_offset},
                 tmp,
             )
@@ -163,7 +173,7 @@ class IvectorExtractor:
         if not path.is_file():
             raise FileNotFoundError(f"i-vector extractor {path} does not exist (run `cimc ivector train-extractor` first)")
         state = torch.load(path, map_location="cpu")
-        return cls(state["projection"], state["inv_std"], state["prior_offset"])
+        return cls(state["projection"], state["whiten"], state["prior_offset"])
 
 
 @dataclass
@@ -207,7 +217,7 @@ def accumulate(extractor: IvectorExtractor, counts: torch.Tensor, first: torch.T
     """E-step for one batch: add its contribution to ``stats`` (``extractor`` on the batch's device)."""
     post = extractor.posterior(counts, first, want_covariance=True)
     second = post.covariance + post.mean.unsqueeze(2) * post.mean.unsqueeze(1)  # E[w w^T], (B, R, R)
-    whitened = first * extractor.inv_std
+    whitened = extractor.whitened(first)
     batch = counts.shape[0]
     stats.y += (whitened.reshape(batch, -1).T @ post.mean).reshape(stats.y.shape).double().cpu()
     stats.r += (counts.T @ pack_symmetric(second)).double().cpu()
@@ -248,7 +258,7 @@ def estimate(extractor: IvectorExtractor, stats: ExtractorStats, min_divergence:
     prior_offset = extractor.prior_offset
     if min_divergence:
         projection, prior_offset = _min_divergence(projection, stats)
-    return IvectorExtractor(projection, extractor.inv_std.double().cpu(), prior_offset)
+    return IvectorExtractor(projection, extractor.whiten.double().cpu(), prior_offset)
 
 
 def _min_divergence(projection: torch.Tensor, stats: ExtractorStats) -> tuple[torch.Tensor, float]:

@@ -2,7 +2,8 @@
 
 Layout under ``exp_dir`` (``$exp/ivector``)::
 
-    ubm/        0.pt .. N.pt, final.pt, config.yaml, acc/, log/, .done
+    ubm/        0.pt .. N.pt (diagonal), full0.pt .. fullM.pt (optional full-covariance refinement),
+                final.pt, config.yaml, acc/, log/, .done
     extractor/  0.pt .. N.pt, final.pt, config.yaml, train_cuts.jsonl.gz, acc/, log/, .done
     ivectors_NAME.{npy,ids,ark,scp}, ivectors_NAME_cuts.jsonl.gz, short_NAME.txt
 
@@ -23,6 +24,7 @@ import torch
 
 from cimc.config import load_config, save_config
 from cimc.ivector import extractor as ext
+from cimc.ivector import full_ubm
 from cimc.ivector import ubm as ubm_lib
 from cimc.ivector.config import IvectorConfig
 from cimc.ivector.frontend import iter_utterances, report_short, split_for_job, Utterance
@@ -63,9 +65,9 @@ def _merge(paths: Sequence[Path], load) -> object:
     return total
 
 
-def _latest(model_dir: Path, num_iters: int) -> int:
-    """Index of the newest ``i.pt`` in ``model_dir`` (-1 if none), to resume training."""
-    return max((i for i in range(num_iters + 1) if (model_dir / f"{i}.pt").is_file()), default=-1)
+def _latest(model_dir: Path, num_iters: int, prefix: str = "") -> int:
+    """Index of the newest ``PREFIXi.pt`` in ``model_dir`` (-1 if none), to resume training."""
+    return max((i for i in range(num_iters + 1) if (model_dir / f"{prefix}{i}.pt").is_file()), default=-1)
 
 
 # ---------------------------------------------------------------------------------------------- UBM
@@ -87,21 +89,24 @@ def _ubm_frames(cuts: Sequence, config: IvectorConfig, max_frames: int, desc: st
     return (np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)), short
 
 
-def ubm_job(ubm_dir: Path, cuts_path: Path, iteration: int, job: int, num_jobs: int) -> None:
-    """One job of one UBM EM iteration: statistics of its share of the cuts -> ``acc/ubm.ITER.JOB.pt``.
+def ubm_job(ubm_dir: Path, cuts_path: Path, iteration: int, job: int, num_jobs: int, full: bool = False) -> None:
+    """One job of one UBM EM iteration: statistics of its share of the cuts -> ``acc/[full]ubm.ITER.JOB.pt``.
 
     Frames are streamed in blocks of ``ubm.chunk_frames``, so memory does not grow with the data.
     """
     config = load_config(IvectorConfig, ubm_dir / "config.yaml")
     device = resolve_device(config.ubm.device)
-    gmm = ubm_lib.DiagGmm.load(ubm_dir / f"{iteration}.pt").to(device)
-    stats = ubm_lib.UbmStats.zeros(gmm.num_components, gmm.dim)
+    lib = full_ubm if full else ubm_lib
+    gmm = full_ubm.load_ubm(ubm_dir / f"{'full' if full else ''}{iteration}.pt").to(device)
+    stats = (full_ubm.FullUbmStats if full else ubm_lib.UbmStats).zeros(gmm.num_components, gmm.dim)
     cuts = split_for_job(read_cuts(cuts_path), job, num_jobs)
     block: list[np.ndarray] = []
 
     def flush() -> None:
         if block:
-            ubm_lib.accumulate(gmm, torch.as_tensor(np.concatenate(block), device=device), stats, config.ubm.chunk_frames)
+            # Full covariances score (N, D + D(D+1)/2) quadratic features: smaller chunks.
+            chunk = min(config.ubm.chunk_frames, 10_000) if full else config.ubm.chunk_frames
+            lib.accumulate(gmm, torch.as_tensor(np.concatenate(block), device=device), stats, chunk)
             block.clear()
 
     for utt in iter_utterances(cuts, config.frontend, desc=f"UBM iter {iteration} job {job}"):
@@ -110,18 +115,19 @@ def ubm_job(ubm_dir: Path, cuts_path: Path, iteration: int, job: int, num_jobs: 
             if sum(map(len, block)) >= config.ubm.chunk_frames:
                 flush()
     flush()
-    stats.save(ubm_dir / "acc" / f"ubm.{iteration}.{job}.pt")
+    stats.save(ubm_dir / "acc" / f"{'full' if full else ''}ubm.{iteration}.{job}.pt")
 
 
-def train_ubm(cuts_path: str | Path, config: IvectorConfig, exp_dir: str | Path, num_jobs: int = 1, cmd: str | None = None) -> ubm_lib.DiagGmm:
-    """Diagonal UBM: k-means start on a frame subsample, then ``ubm.num_iters`` EM iterations.
+def train_ubm(cuts_path: str | Path, config: IvectorConfig, exp_dir: str | Path, num_jobs: int = 1, cmd: str | None = None):
+    """Diagonal UBM: k-means start on a frame subsample, then ``ubm.num_iters`` EM iterations, then
+    ``ubm.full_cov_iters`` full-covariance EM iterations (Kaldi's train_full_ubm.sh) if asked for.
 
     :return: the final model, also saved as ``exp_dir/ubm/final.pt``.
     """
     ubm_dir, cuts_path = Path(exp_dir) / "ubm", Path(cuts_path)
     if is_done(ubm_dir):
         logger.info("%s is done; delete its .done to retrain", ubm_dir)
-        return ubm_lib.DiagGmm.load(ubm_dir / "final.pt")
+        return full_ubm.load_ubm(ubm_dir / "final.pt")
     save_config(config, ubm_dir / "config.yaml")
     cfg = config.ubm
     start = _latest(ubm_dir, cfg.num_iters)
@@ -135,28 +141,46 @@ def train_ubm(cuts_path: str | Path, config: IvectorConfig, exp_dir: str | Path,
         gmm = ubm_lib.kmeans_init(torch.as_tensor(frames, device=device), cfg.num_components, cfg.kmeans_iters, cfg.seed, cfg.chunk_frames)
         gmm.save(ubm_dir / "0.pt")
         start = 0
-    for it in range(start, cfg.num_iters):
+    _ubm_em(ubm_dir, cuts_path, start, cfg.num_iters, num_jobs, cmd, full=False)
+    final = ubm_dir / f"{cfg.num_iters}.pt"
+    if cfg.full_cov_iters > 0:
+        if _latest(ubm_dir, cfg.full_cov_iters, "full") < 0:
+            full_ubm.FullGmm.from_diag(ubm_lib.DiagGmm.load(final)).save(ubm_dir / "full0.pt")
+        _ubm_em(ubm_dir, cuts_path, _latest(ubm_dir, cfg.full_cov_iters, "full"), cfg.full_cov_iters, num_jobs, cmd, full=True)
+        final = ubm_dir / f"full{cfg.full_cov_iters}.pt"
+    shutil.copyfile(final, ubm_dir / "final.pt")
+    mark_done(ubm_dir)
+    return full_ubm.load_ubm(ubm_dir / "final.pt")
+
+
+def _ubm_em(ubm_dir: Path, cuts_path: Path, start: int, num_iters: int, num_jobs: int, cmd: str | None, full: bool) -> None:
+    """EM iterations ``start`` .. ``num_iters - 1`` of the diagonal (or full) UBM, split over jobs."""
+    config = load_config(IvectorConfig, ubm_dir / "config.yaml")
+    prefix, kind = ("full", "full-ubm") if full else ("", "ubm")
+    for it in range(start, num_iters):
         run_jobs(
-            lambda job: ubm_job(ubm_dir, cuts_path, it, job, num_jobs),
-            ["ivector", "acc-job", "--kind", "ubm", "--dir", str(ubm_dir), "--cuts", str(cuts_path), "--iter", str(it),
+            lambda job: ubm_job(ubm_dir, cuts_path, it, job, num_jobs, full),
+            ["ivector", "acc-job", "--kind", kind, "--dir", str(ubm_dir), "--cuts", str(cuts_path), "--iter", str(it),
              "--job", "JOB", "--nj", str(num_jobs)],
-            num_jobs, cmd, ubm_dir / "log", f"acc.{it}",
+            num_jobs, cmd, ubm_dir / "log", f"acc.{prefix}{it}",
         )
-        accs = [ubm_dir / "acc" / f"ubm.{it}.{j}.pt" for j in range(1, num_jobs + 1)]
-        stats = _merge(accs, ubm_lib.UbmStats.load)
-        logger.info("UBM iter %d: log-likelihood %.4f per frame over %d frames", it, stats.log_likelihood / max(stats.num_frames, 1), stats.num_frames)
-        ubm_lib.estimate(stats, cfg.var_floor, cfg.weight_floor).save(ubm_dir / f"{it + 1}.pt")
+        accs = [ubm_dir / "acc" / f"{prefix}ubm.{it}.{j}.pt" for j in range(1, num_jobs + 1)]
+        stats = _merge(accs, full_ubm.FullUbmStats.load if full else ubm_lib.UbmStats.load)
+        logger.info("%s UBM iter %d: log-likelihood %.4f per frame over %d frames", "full" if full else "diagonal", it,
+                    stats.log_likelihood / max(stats.num_frames, 1), stats.num_frames)
+        if full:
+            model = full_ubm.estimate(stats, config.ubm.var_floor)
+        else:
+            model = ubm_lib.estimate(stats, config.ubm.var_floor, config.ubm.weight_floor)
+        model.save(ubm_dir / f"{prefix}{it + 1}.pt")
         for path in accs:
             path.unlink()
-    shutil.copyfile(ubm_dir / f"{cfg.num_iters}.pt", ubm_dir / "final.pt")
-    mark_done(ubm_dir)
-    return ubm_lib.DiagGmm.load(ubm_dir / "final.pt")
 
 
 # ------------------------------------------------------------------------------- statistics batches
 
 
-def stats_batches(cuts: Sequence, config: IvectorConfig, gmm: ubm_lib.DiagGmm, device: str, desc: str):
+def stats_batches(cuts: Sequence, config: IvectorConfig, gmm, device: str, desc: str):
     """Yield (ids, N (B, C), F (B, C, D), {short id: frames}) per batch of ``extractor.batch_size`` cuts.
 
     Utterances with fewer than ``frontend.min_frames`` voiced frames get zero statistics.
@@ -176,7 +200,7 @@ def extractor_job(model_dir: Path, cuts_path: Path, iteration: int, job: int, nu
     """One job of one T-matrix EM iteration -> ``acc/extractor.ITER.JOB.pt``."""
     config = load_config(IvectorConfig, model_dir / "config.yaml")
     device = resolve_device(config.extractor.device)
-    gmm = ubm_lib.DiagGmm.load(model_dir.parent / "ubm" / "final.pt").to(device)
+    gmm = full_ubm.load_ubm(model_dir.parent / "ubm" / "final.pt").to(device)
     model = ext.IvectorExtractor.load(model_dir / f"{iteration}.pt").to(device)
     stats = ext.ExtractorStats.zeros(model.num_components, model.feat_dim, model.ivector_dim)
     cuts = split_for_job(read_cuts(cuts_path), job, num_jobs)
@@ -212,7 +236,7 @@ def train_extractor(cuts_path: str | Path, config: IvectorConfig, exp_dir: str |
         logger.info("%s is done; delete its .done to retrain", model_dir)
         return ext.IvectorExtractor.load(model_dir / "final.pt")
     cfg = config.extractor
-    gmm = ubm_lib.DiagGmm.load(Path(exp_dir) / "ubm" / "final.pt")
+    gmm = full_ubm.load_ubm(Path(exp_dir) / "ubm" / "final.pt")
     save_config(config, model_dir / "config.yaml")
     train_cuts = _training_subset(Path(cuts_path), cfg.max_utterances, model_dir / "train_cuts.jsonl.gz")
     start = _latest(model_dir, cfg.num_iters)
