@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from cimc.data.trials import Trial, write_trials
+from cimc.metrics.verification import format_results_table
 from cimc.scoring import adaptive_snorm, cosine_scores
 from cimc.sv.config import ScoreConfig
 from cimc.sv.score import compare_results, read_results, run_scoring
@@ -76,13 +77,16 @@ def test_run_scoring_writes_results(tmp_path, toy_vectors):
 def test_comparison_reads_json_tables_and_plain_lines(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "results.json").write_text(json.dumps({"cimc": {"eer": 4.2, "mindcf_0.01": 0.3}}))
-    (tmp_path / "ivector.txt").write_text(
-        "system  EER(%)  minDCF(p=0.01)\n------  ------  --------------\ncosine  6.0000  0.5000\nplda    5.0000  -\n")
+    (tmp_path / "ivector.txt").write_text(  # stage 3's Markdown table
+        "# i-vector baseline\n\n| system | EER (%) | minDCF (p=0.01) |\n| --- | --- |\n| cosine | 6.000 | 0.5000 |\n"
+        "| LDA200 + PLDA | 5.000 | - |\n")
+    (tmp_path / "ours.txt").write_text(format_results_table({"x": {"eer": 3.0, "mindcf_0.05": 0.25, "targets": 4}}))
     (tmp_path / "plain.txt").write_text("cosine EER: 7.5 %\n")
     rows = compare_results({"cimc": tmp_path / "a" / "results.json", "ivector": tmp_path / "ivector.txt",
-                            "old": tmp_path / "plain.txt"})
+                            "old": tmp_path / "plain.txt", "ours": tmp_path / "ours.txt"})
     assert rows == {"cimc": {"eer": 4.2, "mindcf_0.01": 0.3}, "ivector/cosine": {"eer": 6.0, "mindcf_0.01": 0.5},
-                    "ivector/plda": {"eer": 5.0}, "old": {"eer": 7.5}}
+                    "ivector/LDA200 + PLDA": {"eer": 5.0}, "old": {"eer": 7.5},
+                    "ours": {"eer": 3.0, "mindcf_0.05": 0.25, "targets": 4.0}}
     (tmp_path / "empty.txt").write_text("nothing here\n")
     with pytest.raises(ValueError, match="empty.txt"):
         read_results(tmp_path / "empty.txt")

@@ -63,24 +63,42 @@ def write_results(output_dir: str | Path, name: str, trials: list[Trial], scores
     return results
 
 
-def read_results(path: str | Path) -> dict[str, dict]:
-    """``{system: metrics}`` from a ``results.json`` or a ``results.txt`` table.
+def _column_key(title: str) -> str:
+    """Table heading -> metric key: "EER (%)" -> eer, "minDCF (p=0.01)" -> mindcf_0.01, "#target" -> targets."""
+    text = title.replace(" ", "").lower()
+    dcf = re.fullmatch(r"min_?dcf\(p=([0-9.e-]+)\)", text)
+    if dcf:
+        return f"mindcf_{float(dcf.group(1)):g}"
+    return {"eer(%)": "eer", "#target": "targets", "#nontarget": "nontargets"}.get(text, text)
 
-    A text file is read as :func:`format_results_table` writes it; failing that, any line that holds
-    the word "EER" and a number is taken as that system's EER in percent.
+
+def _parse_table(rows: list[list[str]]) -> dict[str, dict]:
+    columns = [_column_key(c) for c in rows[0][1:]]
+    return {r[0]: {c: float(v) for c, v in zip(columns, r[1:]) if v not in ("-", "")} for r in rows[1:]}
+
+
+def read_results(path: str | Path) -> dict[str, dict]:
+    """``{system: metrics}`` from a results file; EER in percent.
+
+    Reads ``results.json`` (a sibling .json wins over a .txt), a Markdown table (``| system | EER (%) |
+    ...``, as stage 3 writes), a :func:`format_results_table` table, or, failing those, lines holding
+    the word "EER" and a number (first word = system).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"results file {path} does not exist")
     if path.suffix == ".json" or path.with_suffix(".json").is_file():
         return json.loads(path.with_suffix(".json").read_text())
-    lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
-    if len(lines) >= 3 and lines[0][0] == "system" and set(lines[1][0]) == {"-"}:
-        keys = {"EER(%)": "eer", "#target": "targets", "#nontarget": "nontargets"}
-        columns = [keys.get(c, c.replace("minDCF(p=", "mindcf_").rstrip(")")) for c in lines[0][1:]]
-        return {row[0]: {c: float(v) for c, v in zip(columns, row[1:]) if v != "-"} for row in lines[2:]}
+    text = path.read_text().splitlines()
+    markdown = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text if line.strip().startswith("|")]
+    markdown = [r for r in markdown if not all(set(c) <= set("-: ") for c in r)]  # drop the |---| rule
+    if len(markdown) >= 2:
+        return _parse_table(markdown)
+    plain = [line.split() for line in text if line.strip()]
+    if len(plain) >= 3 and plain[0][0] == "system" and set(plain[1][0]) == {"-"}:
+        return _parse_table([plain[0]] + plain[2:])
     found = {}
-    for line in path.read_text().splitlines():
+    for line in text:
         match = re.search(r"EER[^0-9]*([0-9]+(?:\.[0-9]+)?)", line)
         if match:
             found[line.split()[0] if not line.startswith("EER") else path.parent.name] = {"eer": float(match.group(1))}
