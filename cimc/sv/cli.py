@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import shlex
+import sys
 from pathlib import Path
 
 import click
@@ -46,6 +48,7 @@ def train_command(config_path: str, cuts: str, exp_dir: str, overrides: tuple[st
         logger.info("%s is finished (.done); delete it to retrain", exp_dir)
         return
     setup_logging(log_file=Path(exp_dir) / "log" / "train.log")
+    logger.info("command: %s", shlex.join(sys.argv))  # first line of the run's own log
     config = load_config(SvConfig, config_path, overrides)
     train(config, list(CutSet.from_file(cuts)), exp_dir)
 
