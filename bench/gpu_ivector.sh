@@ -2,8 +2,9 @@
 # Full-size GPU throughput of i-vector extraction (Baum-Welch statistics + posterior mean) at Kaldi v1
 # sizes: 2048 Gaussians, 72-dim frames (24 MFCC + deltas + delta-deltas), 400-dim i-vectors,
 # 800 voiced frames per utterance (~8 s). Target: all 1,092,009 VoxCeleb2-dev utterances in < 10 min
-# on one H100, i.e. >= 1,820 utterances/s. Prints fp32 and TF32 rows and the projected time.
-#   bench/gpu_ivector.sh                      # on the GPU machine, about 2-3 minutes
+# on one H100, i.e. >= 1,820 utterances/s. Prints fp32 and TF32 rows, diagonal and full-covariance UBM
+# (egs/voxceleb's setting), each with the projected time for 1,092,009 utterances.
+#   bench/gpu_ivector.sh                      # on the GPU machine, about 3-5 minutes
 #   IVECTOR_BENCH_TINY=1 bench/gpu_ivector.sh # tiny sizes on CPU: proves the script runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,12 +13,12 @@ python=${PYTHON:-.venv/bin/python}
 
 if [ "${IVECTOR_BENCH_TINY:-0}" = 1 ]; then
   sizes=(--device cpu --components 32 --ivector-dim 16 --frames 100 --utts 32 --batch 16 --baseline-utts 4)
-  runs=("")
+  runs=("" "--full-cov")
 else
   "$python" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device visible'; print(torch.cuda.get_device_name(0))"
   nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv
   sizes=(--device cuda --utts 8192 --batch 512 --baseline-utts 0 --threads 4)
-  runs=("" "--tf32")
+  runs=("" "--tf32" "--full-cov" "--full-cov --tf32")
 fi
 for extra in "${runs[@]}"; do
   echo "== bench/ivector.py ${sizes[*]} $extra"
