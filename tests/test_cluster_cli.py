@@ -194,3 +194,38 @@ def test_cluster_config_prints_loadable_defaults(tmp_path):
     printed = invoke("cluster-config", "--method", "ahc", "--output", tmp_path / "ahc.yaml").stdout
     assert yaml.safe_load(printed)["linkage"] == "ward"
     assert load_config(AhcConfig, tmp_path / "ahc.yaml") == AhcConfig()
+
+
+def test_mini_synth_stages_4_5_put_methods_side_by_side(corpus):
+    """egs/mini_synth stages 4-5 on stand-in stage 0-3 outputs (two baselines instead of CIMC + k-means)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root, ids, _ = corpus
+    data, exp = root / "data", root / "exp"
+    (data / "kaldi" / "train").mkdir(parents=True)
+    (data / "manifests").mkdir()
+    (exp / "ivector").mkdir(parents=True)
+    shutil.copy(root / "utt2spk", data / "kaldi" / "train" / "utt2spk")
+    shutil.copy(root / "cuts.jsonl.gz", data / "manifests" / "train_cuts.jsonl.gz")
+    for suffix in (".npy", ".ids"):
+        shutil.copy(root / f"ivectors{suffix}", exp / "ivector" / f"ivectors_train{suffix}")
+    (exp / "ivector" / "short_train.txt").write_text(f"{ids[0]} 3\n")
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, CIMC_VENV=sys.prefix, OMP_NUM_THREADS="1",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(
+        ["bash", str(repo / "egs" / "mini_synth" / "run.sh"), "--stage", "4", "--stop-stage", "5",
+         "--num-clusters", "3", "--cluster-methods", "kmeans gmm", "--data", str(data), "--exp", str(exp)],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (exp / "cluster" / "results.md").read_text()
+    assert [line.split("|")[1].strip() for line in table.splitlines()[2:]] == ["kmeans", "gmm"]
+    assert table in result.stdout  # printed for the person running the recipe
+    for method in ("kmeans", "gmm"):
+        metrics = json.loads((exp / "cluster" / method / "metrics.json").read_text())
+        assert metrics["acc"] == 1.0 and metrics["num_utterances"] == 59  # one utterance excluded as short
+        assert (exp / "cluster" / method / "cuts.jsonl.gz").is_file()
