@@ -22,7 +22,8 @@ RUN_SH = REPO / "egs" / "voxceleb" / "run.sh"
 TINY_CONF = REPO / "tests" / "recipes" / "tiny_conf"
 # Raise when a later stage joins; add its assertions below. Stage 4 trains CIMC with
 # tiny_conf/cimc.yaml (the CIMC trainer's config): until that file exists the run stops at stage 3.
-STOP_STAGE = 5 if (TINY_CONF / "cimc.yaml").is_file() else 3
+# Stages 6-7 (ECAPA on the CIMC pseudo-labels, scoring) follow as soon as stage 4 can run.
+STOP_STAGE = 7 if (TINY_CONF / "cimc.yaml").is_file() else 3
 NUM_CLUSTERS = 4  # stage 4's C: the tiny layout's 4 training speakers
 
 
@@ -167,6 +168,50 @@ def test_stage5_clustering_metrics(recipe):
     assert set(METRIC_NAMES) <= set(metrics) and "Stage 5" in recipe.log
     assert 0.0 < metrics["acc"] <= 1.0 and 1 <= metrics["num_clusters"] <= NUM_CLUSTERS
     assert metrics["num_utterances"] == len(read_map(recipe.exp / "cluster" / "cimc" / "labels.txt"))
+
+
+# --- Stages 6-7 --------------------------------------------------------------------------------
+
+
+needs_stage7 = pytest.mark.skipif(STOP_STAGE < 7, reason="stages 6-7 need stage 4 (tests/recipes/tiny_conf/cimc.yaml)")
+
+
+@needs_stage7
+def test_stage6_ecapa_on_pseudo_labels(recipe):
+    from lhotse import CutSet
+
+    from cimc.config import load_config
+    from cimc.sv.checkpoint import list_checkpoints, load_state
+    from cimc.sv.config import SvConfig
+
+    sv = recipe.exp / "sv" / "cimc"
+    assert "Stage 6" in recipe.log and (sv / ".done").is_file()
+    assert load_config(SvConfig, sv / "config.yaml").model.channels == 16  # tests/recipes/tiny_conf/ecapa.yaml
+    # The head's classes are stage 4's pseudo-labels, not the true speakers.
+    pseudo = {c.supervisions[0].speaker for c in CutSet.from_file(recipe.exp / "cluster" / "cimc" / "cuts.jsonl.gz")}
+    assert set((sv / "labels.txt").read_text().split()[::2]) == pseudo
+    assert [epoch for epoch, _ in list_checkpoints(sv)] == [1, 2]
+    final = load_state(sv / "final.pt")
+    assert final["selected"] in {"average of last 2 epochs", "epoch 1", "epoch 2"} and "heldout_loss" in final
+
+
+@needs_stage7
+def test_stage7_embeddings_scores_and_table(recipe):
+    import json
+
+    from cimc.vectors import load_vectors
+
+    sv = recipe.exp / "sv" / "cimc"
+    ids, vectors = load_vectors(sv / "embeddings_test.npy")
+    assert set(ids) == set(read_map(recipe.data / "kaldi" / "test" / "utt2spk"))
+    assert vectors.shape == (12, 192) and np.isfinite(vectors).all()
+    assert len(load_vectors(sv / "embeddings_train.npy")[0]) == 16
+    assert len((sv / "scores" / "scores.txt").read_text().splitlines()) == 65
+    results = json.loads((sv / "scores" / "results.json").read_text())["ECAPA/cimc"]
+    assert 0.0 <= results["eer"] <= 100.0 and {"mindcf_0.01", "mindcf_0.05"} <= set(results)
+    assert (sv / "scores" / "det.png").read_bytes()[:4] == b"\x89PNG"
+    table = (recipe.exp / "sv" / "results.txt").read_text()
+    assert "ECAPA, cimc labels" in table and "i-vector/cosine" in table  # side by side with stage 3
 
 
 def test_rerun_skips_finished_stages(recipe):
