@@ -119,3 +119,26 @@ def test_ddp_two_cpu_ranks_hold_identical_weights(corpus, tmp_path):
     epoch1 = load_state(tmp_path / "exp" / "checkpoints" / "epoch_1.pt")["model"]
     assert any(not torch.equal(epoch1[name], rank0[name]) for name in rank0)
     assert "rank 0 of 2" in done.stderr and (tmp_path / "exp" / ".done").is_file()
+
+
+def test_lr_schedule_warms_up_then_decays_to_final():
+    from cimc.sv.train import lr_factor
+
+    factors = [lr_factor(s, warmup_steps=4, total_steps=14, final_ratio=0.01) for s in range(15)]
+    assert factors[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert factors[4] == pytest.approx(1.0) and factors[14] == pytest.approx(0.01)
+    assert factors[9] == pytest.approx(0.01**0.5)  # exponential: halfway in log space at half the decay
+    assert all(a >= b for a, b in zip(factors[3:], factors[4:]))
+
+
+def test_average_states_is_the_elementwise_mean(tmp_path):
+    from cimc.sv.checkpoint import average_states, save_checkpoint
+
+    states = [{"w": torch.full((2, 2), float(i)), "bn.num_batches_tracked": torch.tensor(i)} for i in (1, 2, 6)]
+    paths = []
+    for i, state in enumerate(states):
+        paths.append(tmp_path / f"epoch_{i}.pt")
+        save_checkpoint(paths[-1], {"model": state})
+    average = average_states(paths)
+    torch.testing.assert_close(average["w"], torch.full((2, 2), 3.0))
+    assert average["bn.num_batches_tracked"].item() == 6  # integer counters come from the newest
