@@ -142,16 +142,19 @@ class IvectorExtractor:
         batch, dim = counts.shape[0], self.ivector_dim
         linear = self.whitened(first).reshape(batch, -1) @ self.projection.reshape(-1, dim)
         linear[:, 0] += self.prior_offset
-        precision = unpack_symmetric(counts @ self.packed_u(), dim)
+        # The (R, R) solves run in float64, as Kaldi's: cheap next to the products, and a long
+        # utterance's precision can be too ill-conditioned for a float32 Cholesky.
+        precision = unpack_symmetric(counts @ self.packed_u(), dim).double()
         precision.diagonal(dim1=1, dim2=2).add_(1.0)
         chol = torch.linalg.cholesky(precision)
+        linear = linear.double()
         mean = torch.cholesky_solve(linear.unsqueeze(-1), chol).squeeze(-1)
         covariance = log_likelihood = None
         if want_covariance:
-            covariance = torch.cholesky_inverse(chol)
+            covariance = torch.cholesky_inverse(chol).to(counts.dtype)
             log_det = 2 * torch.log(chol.diagonal(dim1=1, dim2=2)).sum(1)
             log_likelihood = 0.5 * (linear * mean).sum(1) - 0.5 * log_det - 0.5 * self.prior_offset**2
-        return IvectorPosterior(mean, covariance, log_likelihood)
+        return IvectorPosterior(mean.to(counts.dtype), covariance, log_likelihood)
 
     def extract(self, counts: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
         """Posterior-mean i-vectors (B, R) with the prior offset removed (Kaldi's ``ivector-extract``)."""
