@@ -16,7 +16,14 @@ def _config(config_path, overrides):
     return load_config(IvectorConfig, config_path, overrides)
 
 
-@click.group("ivector")
+class _InOrder(click.Group):
+    """Lists subcommands in pipeline order."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group("ivector", cls=_InOrder)
 def ivector() -> None:
     """i-vector system: train-ubm -> train-extractor -> extract -> score (Kaldi egs/voxceleb/v1 in PyTorch)."""
 
@@ -33,7 +40,7 @@ def _jobs(f):
 @_jobs
 @click.argument("overrides", nargs=-1)
 def train_ubm_cmd(config_path, cuts_path, exp_dir, nj, cmd, overrides) -> None:
-    """Diagonal-covariance UBM by k-means + EM -> DIR/ubm/final.pt.
+    """UBM: k-means + diagonal EM (+ optional full-covariance EM) -> DIR/ubm/final.pt.
 
     Example: cimc ivector train-ubm --config conf/ivector.yaml --cuts data/feats/mfcc/train_cuts.jsonl.gz
     --dir exp/ivector --nj 8 --cmd utils/run.pl ubm.num_components=512
