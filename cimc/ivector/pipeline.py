@@ -15,6 +15,7 @@ Cost (Kaldi v1 sizes): one pass scores every voiced frame against 2048 Gaussians
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -157,6 +158,7 @@ def _ubm_em(ubm_dir: Path, cuts_path: Path, start: int, num_iters: int, num_jobs
     """EM iterations ``start`` .. ``num_iters - 1`` of the diagonal (or full) UBM, split over jobs."""
     config = load_config(IvectorConfig, ubm_dir / "config.yaml")
     prefix, kind = ("full", "full-ubm") if full else ("", "ubm")
+    previous = -math.inf
     for it in range(start, num_iters):
         run_jobs(
             lambda job: ubm_job(ubm_dir, cuts_path, it, job, num_jobs, full),
@@ -166,8 +168,11 @@ def _ubm_em(ubm_dir: Path, cuts_path: Path, start: int, num_iters: int, num_jobs
         )
         accs = [ubm_dir / "acc" / f"{prefix}ubm.{it}.{j}.pt" for j in range(1, num_jobs + 1)]
         stats = _merge(accs, full_ubm.FullUbmStats.load if full else ubm_lib.UbmStats.load)
-        logger.info("%s UBM iter %d: log-likelihood %.4f per frame over %d frames", "full" if full else "diagonal", it,
-                    stats.log_likelihood / max(stats.num_frames, 1), stats.num_frames)
+        per_frame = stats.log_likelihood / max(stats.num_frames, 1)
+        logger.info("%s UBM iter %d: log-likelihood %.4f per frame over %d frames", "full" if full else "diagonal", it, per_frame, stats.num_frames)
+        if per_frame < previous - 1e-6:  # EM cannot do this unless flooring or re-seeding stepped in
+            logger.warning("UBM log-likelihood fell from %.4f to %.4f (variance/weight floors at work?)", previous, per_frame)
+        previous = per_frame
         if full:
             model = full_ubm.estimate(stats, config.ubm.var_floor)
         else:
