@@ -45,7 +45,7 @@ class CimcConfig:
     # SupCon on l2-normalised logits with online argmax labels
     supcon_weight: float = 1.0
     supcon_temperature: float = 0.1
-    supcon_warmup: float = 0.0  # fraction of the run before SupCon starts (then ramps linearly)
+    supcon_warmup: float = 0.3  # DEPARTURE: fraction of the run before SupCon starts (then ramps in over 10%)
     supcon_chunk: int = 1024  # anchors per chunk: memory O(batch * chunk)
     # virtual mixup on logits
     mixup_weight: float = 1.0

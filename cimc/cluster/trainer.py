@@ -8,8 +8,8 @@ is written atomically every ``checkpoint_every`` epochs and picked up again by a
 """
 from __future__ import annotations
 
+import json
 import logging
-import math
 from collections import defaultdict
 
 import numpy as np
@@ -18,7 +18,7 @@ from tqdm import tqdm
 from cimc.cluster.cimc import (CimcConfig, MetricsFn, TrainResult, _precision, build_loss_terms, build_mlp,
                                checkpoint_path, make_schedule)
 from cimc.cluster.knn import kth_neighbor_distance
-from cimc.utils import atomic_path, resolve_device
+from cimc.utils import atomic_path, resolve_device, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +173,9 @@ class Trainer:
                                                or self.epoch == self.schedule.epochs):
                 self._save_checkpoint()
         labels = self.predict()
+        if self.config.checkpoint_dir:
+            history = checkpoint_path(self.config).with_name("history.json")
+            write_text_atomic(history, json.dumps(self.history, indent=1, default=float) + "\n")
         logger.info("CIMC done: %d of %d clusters non-empty", len(np.unique(labels)), self.n_clusters)
         return TrainResult(labels, self.history, self.model)
 

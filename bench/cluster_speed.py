@@ -1,0 +1,126 @@
+#!/usr/bin/env python
+"""CIMC training speed at the paper's size, and (``--full-run``) the paper's whole run timed end to end.
+
+Step mode (default): ms per optimiser step of IMSAT alone and of CIMC (IMSAT + SupCon + mixup), same
+process, same random l2-normalised data, at batch B, input d, width S, for each C in ``--clusters``
+(paper: B 10,240, d 400, S 1200, C 5,000 and 10,000). The first ``--warmup`` steps are not timed.
+SupCon is forced on from step 0 (no warm-up) so its cost is in every timed step. On a CPU use few
+steps; on a GPU precision auto means bf16 autocast. Also runs bench/metrics_speed.py (the metrics at
+1.09M labels vs scikit-learn) when it is there and ``--metrics`` is given.
+
+Full-run mode: ``train_cimc`` on N synthetic 400-d "i-vectors" (Gaussian speaker means + noise),
+C clusters, the paper's 150 epochs: k-NN radius + training + prediction, wall seconds.
+
+    OMP_NUM_THREADS=2 python bench/cluster_speed.py --steps 1 --warmup 0            # CPU: minutes
+    python bench/cluster_speed.py --steps 20                                        # GPU
+    python bench/cluster_speed.py --full-run --num-items 1092009 --clusters 5000    # GPU: the paper's run
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def synthetic_ivectors(n: int, dim: int, n_speakers: int, seed: int = 0) -> np.ndarray:
+    """(n, dim) float32 unit vectors around ``n_speakers`` random means (within/between std ratio 0.8)."""
+    rng = np.random.default_rng(seed)
+    means = rng.standard_normal((n_speakers, dim)).astype(np.float32)
+    X = means[rng.integers(0, n_speakers, n)] + 0.8 * rng.standard_normal((n, dim)).astype(np.float32)
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+def ms_per_step(losses: tuple[str, ...], X: np.ndarray, n_clusters: int, args) -> float:
+    """Mean wall ms of ``args.steps`` training steps after ``args.warmup`` untimed ones."""
+    import torch
+
+    from cimc.cluster.cimc import CimcConfig
+    from cimc.cluster.trainer import Trainer
+
+    config = CimcConfig(losses=losses, hidden_dim=args.hidden, batch_size=args.batch, supcon_warmup=0.0,
+                        device=args.device, precision=args.precision, progress=False)
+    trainer = Trainer(X, n_clusters, config)
+    sync = torch.cuda.synchronize if trainer.device.startswith("cuda") else (lambda: None)
+    batch = torch.arange(args.batch, device=trainer.device)
+    for _ in range(args.warmup):
+        trainer.train_step(batch)
+    sync()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        trainer.train_step(batch)
+    sync()
+    return 1000 * (time.perf_counter() - start) / args.steps
+
+
+def step_mode(args) -> None:
+    import torch
+
+    from cimc.utils import resolve_device
+
+    device = resolve_device(args.device)
+    print(f"device {device} ({torch.cuda.get_device_name(device) if device.startswith('cuda') else 'CPU'}), "
+          f"threads {torch.get_num_threads()}, precision {args.precision}, B {args.batch}, d {args.dim}, "
+          f"S {args.hidden}, {args.steps} timed steps")
+    X = synthetic_ivectors(args.batch, args.dim, 1000)
+    print("| C | IMSAT ms/step | CIMC ms/step | CIMC / IMSAT | 150 epochs of 1.09M (CIMC) |")
+    print("| --- | --- | --- | --- | --- |")
+    for c in args.clusters:
+        imsat = ms_per_step(("imsat",), X, c, args)
+        cimc = ms_per_step(("imsat", "supcon", "mixup"), X, c, args)
+        steps = 150 * (1_092_009 // args.batch)
+        print(f"| {c} | {imsat:.1f} | {cimc:.1f} | {cimc / imsat:.2f} | {cimc * steps / 60000:.1f} min |", flush=True)
+
+
+def full_run(args) -> None:
+    from cimc.cluster.cimc import CimcConfig, train_cimc
+
+    X = synthetic_ivectors(args.num_items, args.dim, args.speakers)
+    config = CimcConfig(hidden_dim=args.hidden, batch_size=args.batch, epochs=args.epochs, device=args.device,
+                        precision=args.precision, min_steps=args.min_steps, progress=True)
+    start = time.perf_counter()
+    result = train_cimc(X, args.clusters[0], config)
+    seconds = time.perf_counter() - start
+    print(f"full CIMC run: N {args.num_items}, d {args.dim}, C {args.clusters[0]}, {args.epochs} epochs, "
+          f"B {args.batch}: {seconds:.1f} s ({seconds / 60:.2f} min), "
+          f"{len(np.unique(result.labels))} clusters used, final loss {result.history[-1]['loss']:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=10240)
+    parser.add_argument("--dim", type=int, default=400)
+    parser.add_argument("--hidden", type=int, default=1200)
+    parser.add_argument("--clusters", type=int, nargs="+", default=[5000, 10000])
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = leave as is)")
+    parser.add_argument("--metrics", action="store_true", help="also run bench/metrics_speed.py if present")
+    parser.add_argument("--full-run", action="store_true")
+    parser.add_argument("--num-items", type=int, default=1_092_009)
+    parser.add_argument("--speakers", type=int, default=5994)
+    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--min-steps", type=int, default=1000, help="CimcConfig.min_steps (no effect at 1.09M)")
+    args = parser.parse_args()
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.full_run:
+        full_run(args)
+    else:
+        step_mode(args)
+    metrics_bench = Path(__file__).with_name("metrics_speed.py")
+    if args.metrics and metrics_bench.is_file():
+        subprocess.run([sys.executable, str(metrics_bench)], check=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The CIMC/IMSAT trainer: it clusters, it is seeded, it resumes, it is registered, it rejects bad input."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import normalized_mutual_info_score
+
+from cimc.cluster.base import make_clusterer
+from cimc.cluster.cimc import CimcConfig, ImsatConfig, make_schedule, train_cimc
+
+torch.set_num_threads(1)
+
+
+def hungarian_acc(true: np.ndarray, pred: np.ndarray) -> float:
+    """Independent reference ACC (scipy's Hungarian on the dense contingency table)."""
+    table = np.zeros((pred.max() + 1, true.max() + 1))
+    np.add.at(table, (pred, true), 1)
+    rows, cols = linear_sum_assignment(-table)
+    return table[rows, cols].sum() / len(true)
+
+
+def blobs(n_per: int = 60, n_clusters: int = 6, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Well-separated Gaussian blobs on the sphere: unit-norm centres, within-cluster std 0.05."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_clusters, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    y = np.repeat(np.arange(n_clusters), n_per)
+    return (centres[y] + 0.05 * rng.standard_normal((len(y), dim))).astype(np.float32), y
+
+
+def tiny(**kw) -> CimcConfig:
+    """Small network and run for tests; the defaults otherwise."""
+    base = dict(hidden_dim=64, epochs=30, min_steps=150, min_batch_size=64, lr=0.01, device="cpu", progress=False)
+    base.update(kw)
+    return CimcConfig(**base)
+
+
+@pytest.mark.parametrize("losses", [("imsat",), ("imsat", "supcon", "mixup")])
+def test_trainer_separates_blobs(losses):
+    X, y = blobs()
+    metrics = lambda t, p: {"acc": hungarian_acc(t, p), "nmi": normalized_mutual_info_score(t, p)}
+    result = train_cimc(X, 6, tiny(losses=losses), reference_labels=y, metrics_fn=metrics)
+    assert hungarian_acc(y, result.labels) >= 0.95
+    assert result.labels.dtype == np.int64 and result.labels.shape == y.shape
+    assert len(result.history) == result.history[-1]["epoch"]
+    assert {"acc", "nmi", "vat", "mi", "loss", "used"} <= set(result.history[-1])
+    if "supcon" in losses:
+        assert "supcon" in result.history[-1] and "no_pos" in result.history[-1]
+
+
+def test_same_seed_same_labels_other_seed_other_init():
+    X, _ = blobs(n_per=20, n_clusters=4, dim=8)
+    cfg = tiny(epochs=3, min_steps=0)
+    a = train_cimc(X, 4, cfg).labels
+    b = train_cimc(X, 4, cfg).labels
+    c = train_cimc(X, 4, dataclasses.replace(cfg, seed=1))
+    np.testing.assert_array_equal(a, b)
+    assert c.history[-1]["loss"] != train_cimc(X, 4, cfg).history[-1]["loss"]
+
+
+def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
+    X, _ = blobs(n_per=20, n_clusters=4, dim=8)
+    straight = train_cimc(X, 4, tiny(epochs=6, min_steps=0, losses=("imsat", "mixup")))
+    ckpt = tmp_path / "ckpt"
+    # First run stops after 3 epochs (its checkpoint says epoch 3), the second picks it up.
+    train_cimc(X, 4, tiny(epochs=3, min_steps=0, losses=("imsat", "mixup"), checkpoint_dir=str(ckpt),
+                          checkpoint_every=3))
+    resumed = train_cimc(X, 4, tiny(epochs=6, min_steps=0, losses=("imsat", "mixup"), checkpoint_dir=str(ckpt),
+                                    checkpoint_every=3))
+    assert (ckpt / "checkpoint.pt").is_file() and (ckpt / "history.json").is_file()
+    assert [h["epoch"] for h in resumed.history] == list(range(1, 7))
+    np.testing.assert_array_equal(resumed.labels, straight.labels)
+    assert resumed.history[-1]["loss"] == pytest.approx(straight.history[-1]["loss"], rel=1e-5)
+
+
+def test_checkpoint_of_another_problem_is_refused(tmp_path):
+    X, _ = blobs(n_per=10, n_clusters=3, dim=4)
+    train_cimc(X, 3, tiny(epochs=1, min_steps=0, checkpoint_dir=str(tmp_path), checkpoint_every=1))
+    with pytest.raises(ValueError, match="C=3"):
+        train_cimc(X, 5, tiny(epochs=2, min_steps=0, checkpoint_dir=str(tmp_path)))
+
+
+def test_schedule_keeps_paper_numbers_at_voxceleb_size_and_adds_steps_on_small_sets():
+    cfg = CimcConfig()
+    big = make_schedule(1_092_009, cfg)
+    assert (big.batch_size, big.steps_per_epoch, big.epochs) == (10240, 106, 150)
+    assert big.decay_per_step ** big.steps_per_epoch == pytest.approx(0.996)
+    small = make_schedule(1797, cfg)
+    assert small.batch_size == 256 and small.total_steps >= cfg.min_steps
+    assert small.decay_per_step ** small.total_steps == pytest.approx(0.996 ** 150)
+
+
+def test_registered_methods_and_their_loss_lists():
+    assert make_clusterer("cimc").config.losses == ("imsat", "supcon", "mixup")
+    assert make_clusterer("imsat").config.losses == ("imsat",)
+    assert make_clusterer("imsat-mixup").config.losses == ("imsat", "mixup")
+    assert isinstance(make_clusterer("imsat").config, ImsatConfig)
+    X, y = blobs(n_per=30, n_clusters=3, dim=8)
+    method = make_clusterer("imsat", tiny(losses=("imsat",), epochs=20, min_steps=100))
+    labels = method.fit_predict(X, 3)
+    assert hungarian_acc(y, labels) >= 0.95 and len(method.history) >= 20
+    with pytest.raises(ValueError, match="number of clusters"):
+        method.fit_predict(X, None)
+
+
+def test_bad_inputs_are_named():
+    X, _ = blobs(n_per=5, n_clusters=2, dim=4)
+    X[3] = 0.0
+    with pytest.raises(ValueError, match="row 3 .* all zeros"):
+        train_cimc(X, 2, tiny())
+    X[3] = np.nan
+    with pytest.raises(ValueError, match="row 3 .*NaN"):
+        train_cimc(X, 2, tiny())
+    with pytest.raises(ValueError, match="unknown loss term 'vatt'"):
+        train_cimc(blobs(n_per=5, n_clusters=2, dim=4)[0], 2, tiny(losses=("vatt",)))
+    with pytest.raises(ValueError, match="optimizer 'adamw'"):
+        train_cimc(blobs(n_per=5, n_clusters=2, dim=4)[0], 2, tiny(optimizer="adamw"))
