@@ -66,6 +66,8 @@ def test_stage0_conversations_with_disjoint_speakers(recipe):
     ev = read_rttm(recipe.data / "eval" / "ref.rttm")
     assert len(group_by_recording(dev)) == 1 and len(group_by_recording(ev)) == 2
     assert not {t.speaker for t in dev} & {t.speaker for t in ev}
+    # drawn from other seeds: eval does not repeat dev's turn layout
+    assert [(t.start, t.duration) for t in dev][:5] != [(t.start, t.duration) for t in ev if t.recording_id == "conv000"][:5]
     assert len(list((recipe.data / "eval" / "wav").glob("*.wav"))) == 2
 
 

@@ -50,10 +50,11 @@ if run_stage 0; then
   # dev and eval draw from disjoint halves of the test speakers
   for set in dev eval; do
     if [ ! -f $data/$set/.done ]; then
-      if [ $set = dev ]; then n=$num_dev; range="[0.0,0.5]"; else n=$num_eval; range="[0.5,1.0]"; fi
+      # other seeds too, or eval would repeat dev's turn layout with other voices
+      if [ $set = dev ]; then n=$num_dev; range="[0.0,0.5]"; s=$((seed + 100)); else n=$num_eval; range="[0.5,1.0]"; s=$((seed + 200)); fi
       log "Stage 0: $n $set conversations"
       cimc diar make-conversations --cuts $data/synth/manifests/test_cuts.jsonl.gz --output-dir $data/$set \
-        --config $conf/conversations.yaml num_recordings=$n seed=$seed "speaker_range=$range"
+        --config $conf/conversations.yaml num_recordings=$n seed=$s "speaker_range=$range"
       touch $data/$set/.done
     fi
   done
