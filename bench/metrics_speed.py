@@ -103,7 +103,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for name, t_o, t_r, v_o, v_r in rows:
         ratio = f"{t_r / t_o:.1f}x" if t_o and t_r else ""
-        fmt = lambda v: "" if v is None else f"{v:.6f}"  # noqa: E731
+        fmt = lambda v: "" if v is None else f"{v:.9f}"  # noqa: E731
         t_o_s = "" if t_o is None else f"{t_o:.2f}"
         t_r_s = "" if t_r is None else f"{t_r:.2f}"
         print(f"| {name} | {t_o_s} | {t_r_s} | {ratio} | {fmt(v_o)} | {fmt(v_r)} |")
