@@ -19,7 +19,14 @@ def _config(config_path, overrides):
     return load_config(DiarizationConfig, config_path, overrides)
 
 
-@click.group("diar")
+class _InPipelineOrder(click.Group):
+    """Lists subcommands in the order the recipes run them."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group("diar", cls=_InPipelineOrder)
 def diar() -> None:
     """Speaker diarization: speech activity, sub-segments, per-recording clustering, DER/JER.
 
@@ -93,20 +100,6 @@ def subsegment_command(cuts, segments, config_path, output, overrides) -> None:
     write_subsegment_cuts(cuts, segments, _config(config_path, overrides), output)
 
 
-@diar.command("cluster")
-@click.option("--embeddings", required=True, help="Sub-segment embeddings PREFIX(.npy/.ids) from `cimc sv extract`.")
-@click.option("--method", required=True, help="Clustering method of the cimc.cluster registry (ahc, spectral, cimc...).")
-@CONFIG
-@click.option("--output-dir", type=click.Path(file_okay=False), required=True, help="Writes labels.txt, rttm, config.yaml.")
-@click.option("--ref-rttm", type=EXISTING, default=None, help="Reference, for clustering.num_speakers=oracle.")
-@click.argument("overrides", nargs=-1)
-def cluster_command(embeddings, method, config_path, output_dir, ref_rttm, overrides) -> None:
-    """Cluster each recording's sub-segments; merge same-label neighbours into turns; write RTTM."""
-    from cimc.diar.stages import run_clustering
-
-    click.echo(run_clustering(embeddings, method, _config(config_path, overrides), output_dir, ref_rttm))
-
-
 @diar.command("tune")
 @click.option("--embeddings", required=True, help="Development sub-segment embeddings PREFIX(.npy/.ids).")
 @click.option("--ref-rttm", type=EXISTING, required=True, help="Development reference RTTM.")
@@ -125,6 +118,20 @@ def tune_command(embeddings, ref_rttm, method, field, values, config_path, outpu
     except ValueError:
         raise click.BadParameter(f"{values!r} is not a comma-separated list of numbers", param_hint="--values") from None
     click.echo(run_tuning(embeddings, ref_rttm, method, field, grid, _config(config_path, overrides), output_dir))
+
+
+@diar.command("cluster")
+@click.option("--embeddings", required=True, help="Sub-segment embeddings PREFIX(.npy/.ids) from `cimc sv extract`.")
+@click.option("--method", required=True, help="Clustering method of the cimc.cluster registry (ahc, spectral, cimc...).")
+@CONFIG
+@click.option("--output-dir", type=click.Path(file_okay=False), required=True, help="Writes labels.txt, rttm, config.yaml.")
+@click.option("--ref-rttm", type=EXISTING, default=None, help="Reference, for clustering.num_speakers=oracle.")
+@click.argument("overrides", nargs=-1)
+def cluster_command(embeddings, method, config_path, output_dir, ref_rttm, overrides) -> None:
+    """Cluster each recording's sub-segments; merge same-label neighbours into turns; write RTTM."""
+    from cimc.diar.stages import run_clustering
+
+    click.echo(run_clustering(embeddings, method, _config(config_path, overrides), output_dir, ref_rttm))
 
 
 @diar.command("score")
