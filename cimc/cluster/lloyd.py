@@ -61,12 +61,14 @@ def kmeans_plus_plus(X, n_clusters: int, generator, chunk_size: int):
     chosen = [first]
     closest = _sq_dist_to(X, X[first:first + 1], chunk_size)[:, 0]
     for _ in range(1, n_clusters):
-        total = float(closest.sum())
+        cumulative = torch.cumsum(closest.double(), dim=0)
+        total = float(cumulative[-1])
         if total <= 0:  # fewer distinct points than clusters: any point will do
             candidates = torch.randint(n, (trials,), generator=generator)
         else:
-            candidates = torch.multinomial((closest / total).cpu().double(), trials, replacement=True,
-                                           generator=generator)
+            # D^2 sampling by inverse CDF on the device: only `trials` numbers cross to/from the CPU.
+            draws = torch.rand(trials, generator=generator, dtype=torch.float64) * total
+            candidates = torch.searchsorted(cumulative, draws.to(X.device)).clamp_(max=n - 1).cpu()
         candidate_dists = torch.minimum(closest[:, None], _sq_dist_to(X, X[candidates.to(X.device)], chunk_size))
         best = int(torch.argmin(candidate_dists.sum(dim=0)))
         chosen.append(int(candidates[best]))
@@ -74,12 +76,13 @@ def kmeans_plus_plus(X, n_clusters: int, generator, chunk_size: int):
     return X[torch.tensor(chosen, device=X.device)]
 
 
-def _update(X, labels, dists, n_clusters: int):
+def _update(X, labels, dists, n_clusters: int, chunk_size: int):
     """New centres (K, D) = member means; empty clusters take the points farthest from their centres."""
     import torch
 
     sums = torch.zeros((n_clusters, X.shape[1]), dtype=torch.float64, device=X.device)
-    sums.index_add_(0, labels, X.to(torch.float64))
+    for start in range(0, X.shape[0], chunk_size):  # float64 sums without a float64 copy of all of X
+        sums.index_add_(0, labels[start:start + chunk_size], X[start:start + chunk_size].to(torch.float64))
     counts = torch.bincount(labels, minlength=n_clusters)
     empty = torch.nonzero(counts == 0).flatten()
     if empty.numel():
@@ -122,7 +125,7 @@ def lloyd_kmeans(X: np.ndarray, n_clusters: int, max_iter: int = 300, tol: float
         centres = kmeans_plus_plus(seeds, n_clusters, generator, chunk_size)
         for iteration in range(max_iter):
             labels, dists = _nearest(Xt, centres, chunk_size)
-            new = _update(Xt, labels, dists, n_clusters)
+            new = _update(Xt, labels, dists, n_clusters, chunk_size)
             shift = float(((new - centres) ** 2).sum())
             centres = new
             if shift <= threshold:
