@@ -127,6 +127,16 @@ def _table_with_margins(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return table
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 300), min_size=1, max_size=25), st.integers(1, 30), st.integers(0, 2**31))
+def test_expected_mutual_info_matches_sklearn_on_random_sizes(a, k, seed):
+    a = np.array(a)
+    b = np.random.default_rng(seed).multinomial(a.sum(), np.full(k, 1 / k))
+    b = b[b > 0]
+    expected = expected_mutual_information(_table_with_margins(a, b), int(a.sum()))
+    assert expected_mutual_info(a, b) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
 def test_expected_mutual_info_is_zero_for_one_cluster_and_checks_totals():
     assert expected_mutual_info(np.array([5, 5]), np.array([10])) == 0.0
     with pytest.raises(ValueError, match="sum"):
