@@ -236,3 +236,28 @@ def test_speaker_counting_on_embedding_blobs(num_speakers):
         labels = cluster_recording(X, make_method(name, config), config, counter=counter)
         assert len(np.unique(labels)) == num_speakers, name
         assert adjusted_rand_score(truth, labels) > 0.95, name
+
+
+def test_subsegment_cuts_feed_the_ecapa_extractor(recordings):
+    # The ECAPA route of stage 2 (`cimc sv extract`) embeds sub-segment cuts from their audio: one
+    # (D,) embedding per sub-segment, in order, each from its own stretch of the recording.
+    import torch
+
+    from cimc.sv.config import FeatureConfig
+    from cimc.sv.extract import extract_embeddings
+    from cimc.sv.model import EcapaTdnn
+
+    torch.manual_seed(0)
+    segments = {"a": [("a-x", 0.0, 3.0)], "b": [("b-x", 1.0, 4.0)]}
+    pieces = list(subsegment_cuts(recordings, segments, SubsegmentConfig(window=1.5, shift=1.5)))
+    encoder = EcapaTdnn(feat_dim=40, channels=16, embed_dim=8, scale=4, se_bottleneck=8, attention_channels=8)
+    ids, vectors = extract_embeddings(encoder, FeatureConfig(), pieces)
+    assert ids == ["a-00000000-00001500", "a-00001500-00003000", "b-00001000-00002500", "b-00002500-00004000"]
+    assert vectors.shape == (4, 8) and np.isfinite(vectors).all()
+    # each sub-segment cut is exactly its stretch of the recording
+    from lhotse import MonoCut
+
+    rec = recordings["b"].recording
+    direct = MonoCut(id="direct", start=2.5, duration=1.5, channel=0, recording=rec)
+    _, expected = extract_embeddings(encoder, FeatureConfig(), [direct])
+    assert np.allclose(vectors[3], expected[0], atol=1e-5)
