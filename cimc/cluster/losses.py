@@ -10,7 +10,8 @@ Every row of the paper's Table I is a list of these names::
     vicreg_var, vicreg_cov   VICReg variance and covariance terms on the logits (ablation rows)
 
 A term is called with a :class:`LossContext` (model, batch, clean logits, VAT radii) and returns the
-unweighted scalar loss and a dict of floats to log; the trainer weights and sums them.
+unweighted scalar loss and a dict of detached 0-dim tensors to log (no GPU sync per step); the
+trainer weights and sums them.
 Perturbed forward passes (VAT, mixup) use BatchNorm batch statistics but leave the running
 statistics alone (:func:`frozen_batchnorm_stats`), as IMSAT's code does.
 """
@@ -94,10 +95,10 @@ class MutualInformationLoss:
     def __init__(self, lam: float = 0.5, mu: float = 3.5) -> None:
         self.lam, self.mu = lam, mu
 
-    def __call__(self, ctx: LossContext) -> tuple[Tensor, dict[str, float]]:
+    def __call__(self, ctx: LossContext) -> tuple[Tensor, dict[str, Tensor]]:
         cond, marginal = entropy_terms(ctx.logits)
         loss = self.lam * (cond - self.mu * marginal)
-        return loss, {"H(Y|X)": float(cond.detach()), "H(Y)": float(marginal.detach())}
+        return loss, {"H(Y|X)": cond.detach(), "H(Y)": marginal.detach()}
 
 
 def _unit_rows(t: Tensor) -> Tensor:
@@ -133,7 +134,7 @@ class VatLoss:
     def __init__(self, xi: float, iterations: int = 1) -> None:
         self.xi, self.iterations = xi, iterations
 
-    def __call__(self, ctx: LossContext) -> tuple[Tensor, dict[str, float]]:
+    def __call__(self, ctx: LossContext) -> tuple[Tensor, dict[str, Tensor]]:
         direction = vat_direction(ctx.model, ctx.x, ctx.logits, self.xi, self.iterations)
         with frozen_batchnorm_stats(ctx.model):
             adv_logits = ctx.model(ctx.x + ctx.eps[:, None] * direction)
@@ -225,10 +226,10 @@ class SupConLoss:
     def __init__(self, temperature: float = 0.1, chunk_size: int = 1024, matmul_dtype: torch.dtype | None = None):
         self.temperature, self.chunk_size, self.matmul_dtype = temperature, chunk_size, matmul_dtype
 
-    def __call__(self, ctx: LossContext) -> tuple[Tensor, dict[str, float]]:
+    def __call__(self, ctx: LossContext) -> tuple[Tensor, dict[str, Tensor]]:
         labels = ctx.logits.detach().argmax(1)
         loss, no_positive = supcon_loss(ctx.logits, labels, self.temperature, self.chunk_size, self.matmul_dtype)
-        return loss, {"no_pos": float(no_positive) / len(labels)}
+        return loss, {"no_pos": no_positive / len(labels)}
 
 
 class MixupLoss:
@@ -239,7 +240,7 @@ class MixupLoss:
     def __init__(self, alpha: float = 1.0) -> None:
         self.beta = torch.distributions.Beta(alpha, alpha)
 
-    def __call__(self, ctx: LossContext) -> tuple[Tensor, dict[str, float]]:
+    def __call__(self, ctx: LossContext) -> tuple[Tensor, dict[str, Tensor]]:
         n = ctx.x.shape[0]
         mix = self.beta.sample((n, 1)).to(ctx.x.device)
         partner = torch.randperm(n, device=ctx.x.device)
@@ -258,7 +259,7 @@ class VicRegVarianceLoss:
     def __init__(self, gamma: float = 1.0) -> None:
         self.gamma = gamma
 
-    def __call__(self, ctx: LossContext) -> tuple[Tensor, dict[str, float]]:
+    def __call__(self, ctx: LossContext) -> tuple[Tensor, dict[str, Tensor]]:
         std = torch.sqrt(_fp32(ctx.logits).var(dim=0) + 1e-4)
         return F.relu(self.gamma - std).mean(), {}
 
@@ -268,7 +269,7 @@ class VicRegCovarianceLoss:
 
     name = "vicreg_cov"
 
-    def __call__(self, ctx: LossContext) -> tuple[Tensor, dict[str, float]]:
+    def __call__(self, ctx: LossContext) -> tuple[Tensor, dict[str, Tensor]]:
         z = _fp32(ctx.logits)
         z = z - z.mean(0)
         cov = z.T @ z / max(z.shape[0] - 1, 1)

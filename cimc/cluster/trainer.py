@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
 
 import numpy as np
 from tqdm import tqdm
@@ -21,6 +20,8 @@ from cimc.cluster.knn import kth_neighbor_distance
 from cimc.utils import atomic_path, resolve_device, write_text_atomic
 
 logger = logging.getLogger(__name__)
+
+LOG_EVERY = 10  # steps between reads of the loss values (each read waits for the GPU)
 
 
 def default_metrics(reference: np.ndarray, predicted: np.ndarray) -> dict:
@@ -91,8 +92,11 @@ class Trainer:
         ramp = max(self.schedule.total_steps // 10, 1)
         return weight * min(1.0, (self.step - self.supcon_start + 1) / ramp)
 
-    def train_step(self, batch_idx) -> dict[str, float]:
-        """One optimiser step on rows ``batch_idx``; returns the logged value of every term."""
+    def train_step(self, batch_idx) -> dict:
+        """One optimiser step on rows ``batch_idx``; returns each term's value as a detached 0-dim tensor.
+
+        Nothing here waits for the GPU: values are read (and checked for NaN) every ``LOG_EVERY`` steps.
+        """
         import torch
 
         from cimc.cluster.losses import LossContext
@@ -106,24 +110,23 @@ class Trainer:
                             enabled=self.autocast_dtype is not None):
             logits = self.model(x)
             ctx = LossContext(self.model, x, logits, eps)
-            total, logged = 0.0, {}
+            total, logged = None, {}
             for name, term, weight in self.terms:
                 w = self.weight(name, weight)
                 if w == 0.0:
                     continue
                 value, extra = term(ctx)
-                total = total + w * value
-                logged[name] = float(value.detach())
+                total = w * value if total is None else total + w * value
+                logged[name] = value.detach()
                 logged.update(extra)
-        if not torch.is_tensor(total):
+        if total is None:
             return logged
-        if not torch.isfinite(total):
-            raise FloatingPointError(f"loss became {float(total)} at step {self.step} (terms: {logged})")
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
-        logged["loss"] = float(total.detach())
-        logged["used"] = int(logits.detach().argmax(1).unique().numel())
+        logged["loss"] = total.detach()
+        labels = logits.detach().argmax(1)
+        logged["used"] = (torch.bincount(labels, minlength=self.n_clusters) > 0).sum()
         return logged
 
     def run_epoch(self) -> dict[str, float]:
@@ -132,7 +135,7 @@ class Trainer:
 
         self.model.train()
         order = torch.randperm(len(self.x), generator=self.generator).to(self.device)
-        sums: dict[str, float] = defaultdict(float)
+        sums: dict = {}
         bar = tqdm(range(self.schedule.steps_per_epoch), desc=f"CIMC epoch {self.epoch + 1}/{self.schedule.epochs}",
                    disable=not self.config.progress, leave=False)
         for i in bar:
@@ -140,9 +143,16 @@ class Trainer:
             logged = self.train_step(order[start:start + self.schedule.batch_size])
             self.step += 1
             for key, value in logged.items():
-                sums[key] += value
-            bar.set_postfix({k: f"{v:.3g}" for k, v in logged.items()})
-        return {k: v / self.schedule.steps_per_epoch for k, v in sums.items()}
+                sums[key] = sums[key] + value.float() if key in sums else value.float()
+            if (i + 1) % LOG_EVERY == 0 or i + 1 == self.schedule.steps_per_epoch:
+                shown = {k: float(v) for k, v in logged.items()}
+                self._check_finite(shown)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()})
+        return {k: float(v) / self.schedule.steps_per_epoch for k, v in sums.items()}
+
+    def _check_finite(self, logged: dict[str, float]) -> None:
+        if not np.isfinite(logged.get("loss", 0.0)):
+            raise FloatingPointError(f"loss became {logged['loss']} by step {self.step} (terms: {logged})")
 
     def predict(self, batch_size: int = 65536) -> np.ndarray:
         """Argmax cluster of every point (eval mode: BatchNorm running statistics); (N,) int64."""
