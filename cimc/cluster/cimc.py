@@ -2,8 +2,8 @@
 
 Network d-S-S-C: Linear -> BatchNorm -> ReLU twice, then a Linear output initialised at 1e-4 scale so
 the first predictions are near uniform (IMSAT's code). S defaults to 1200, IMSAT's released width:
-the CIMC paper's text says S = "20,800", which is ambiguous (a 20,800-wide 400-d MLP would be
-~10x the compute the paper reports), so we keep it configurable.
+the CIMC paper's text says S = "20,800", which is ambiguous (its S x S layer alone would hold 430M
+weights), so we keep it configurable.
 
 Training (paper defaults, all in :class:`CimcConfig`): l2-normalised inputs, momentum SGD 0.9,
 lr 0.01 decaying by 0.996 per epoch, batch 10,240, 150 epochs. The departures needed for small data
