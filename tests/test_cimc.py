@@ -119,3 +119,15 @@ def test_bad_inputs_are_named():
         train_cimc(blobs(n_per=5, n_clusters=2, dim=4)[0], 2, tiny(losses=("vatt",)))
     with pytest.raises(ValueError, match="optimizer 'adamw'"):
         train_cimc(blobs(n_per=5, n_clusters=2, dim=4)[0], 2, tiny(optimizer="adamw"))
+
+
+def test_supcon_waits_for_warmup_and_settled_predictions():
+    X, _ = blobs(n_per=20, n_clusters=4, dim=8)
+    cfg = tiny(epochs=120, min_steps=0, losses=("imsat", "supcon"))  # one step an epoch
+    never = train_cimc(X, 4, dataclasses.replace(cfg, supcon_start_entropy=0.0)).history  # H(Y|X) < 0: never
+    assert not any("supcon" in h for h in never)
+    gated = train_cimc(X, 4, cfg).history
+    began = [h["epoch"] for h in gated if "supcon" in h]
+    assert began and began[0] > 36 and gated[began[0] - 2]["H(Y|X)"] < 0.1 * np.log(4)  # after 30% and settled
+    alone = train_cimc(X, 4, dataclasses.replace(cfg, losses=("supcon",))).history  # no H(Y|X): warm-up decides
+    assert [("supcon" in h) for h in alone] == [False] * 36 + [True] * 84

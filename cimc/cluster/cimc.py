@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from cimc.cluster.base import Clusterer, register_clusterer
+from cimc.utils import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ class CimcConfig:
     # SupCon on l2-normalised logits with online argmax labels
     supcon_weight: float = 1.0
     supcon_temperature: float = 0.1
-    supcon_warmup: float = 0.3  # DEPARTURE: fraction of the run before SupCon starts (then ramps in over 10%)
+    supcon_warmup: float = 0.3  # DEPARTURE: fraction of the run before SupCon may start (then ramps in over 10%)...
+    supcon_start_entropy: float = 0.1  # ...and only once H(Y|X) < this * log C (pseudo-labels settled; needs "mi")
     supcon_chunk: int = 1024  # anchors per chunk: memory O(batch * chunk)
     # virtual mixup on logits
     mixup_weight: float = 1.0
@@ -171,7 +173,7 @@ def make_schedule(n_points: int, config: CimcConfig) -> Schedule:
     return Schedule(batch, steps_per_epoch, epochs, decay)
 
 
-def _precision(config: CimcConfig, device: str):
+def precision_dtypes(config: CimcConfig, device: str):
     """(autocast dtype or None, matmul dtype for SupCon) and set TF32 flags."""
     import torch
 
@@ -214,9 +216,10 @@ def train_cimc(
         raise ValueError(f"CIMC needs the number of clusters (>= 2), got {n_clusters}")
     if X.shape[0] < 2 * n_clusters:
         logger.warning("only %d points for %d clusters", X.shape[0], n_clusters)
-    trainer = Trainer(X, n_clusters, config, reference_labels, metrics_fn)
-    with torch.random.fork_rng(devices=[] if trainer.device == "cpu" else [trainer.device]):
-        return trainer.run()
+    device = torch.device(resolve_device(config.device))
+    # Seeding inside a forked RNG leaves the caller's random streams as they were.
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        return Trainer(X, n_clusters, config, reference_labels, metrics_fn).run()
 
 
 class _NeuralClusterer(Clusterer):

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 import numpy as np
 from tqdm import tqdm
 
-from cimc.cluster.cimc import (CimcConfig, MetricsFn, TrainResult, _precision, build_loss_terms, build_mlp,
-                               checkpoint_path, make_schedule)
+from cimc.cluster.cimc import (CimcConfig, MetricsFn, TrainResult, build_loss_terms, build_mlp, checkpoint_path,
+                               make_schedule, precision_dtypes)
 from cimc.cluster.knn import kth_neighbor_distance
 from cimc.utils import atomic_path, resolve_device, write_text_atomic
 
@@ -60,13 +61,15 @@ class Trainer:
         if self.reference is not None and len(self.reference) != len(X):
             raise ValueError(f"{len(self.reference)} reference labels for {len(X)} points")
         self.metrics_fn = metrics_fn or default_metrics
-        self.autocast_dtype, matmul_dtype = _precision(config, self.device)
+        self.autocast_dtype, matmul_dtype = precision_dtypes(config, self.device)
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.x = torch.from_numpy(X).to(self.device)
         self.schedule = make_schedule(len(X), config)
         self.terms = build_loss_terms(config, matmul_dtype)
         self.supcon_start = int(config.supcon_warmup * self.schedule.total_steps)
+        self.supcon_began: int | None = None  # step at which SupCon's gate opened
+        self.settled_entropy = config.supcon_start_entropy * math.log(n_clusters)
         self.eps = self._radii(X) if "vat" in [name for name, _, _ in self.terms] else None
         self.model = build_mlp(X.shape[1], config.hidden_dim, n_clusters, config.output_init_scale).to(self.device)
         self.optimizer = make_optimizer(self.model, config)
@@ -84,13 +87,26 @@ class Trainer:
         return torch.from_numpy(self.config.eps_scale * dist).to(self.device)
 
     def weight(self, name: str, weight: float) -> float:
-        """Weight of a term at the current step: SupCon is 0 during warm-up, then ramps linearly."""
-        if name != "supcon" or self.supcon_start == 0:
+        """Weight of a term at the current step: SupCon is 0 until its gate opens, then ramps in linearly."""
+        if name != "supcon":
             return weight
-        if self.step < self.supcon_start:
+        if self.supcon_began is None:
             return 0.0
         ramp = max(self.schedule.total_steps // 10, 1)
-        return weight * min(1.0, (self.step - self.supcon_start + 1) / ramp)
+        return weight * min(1.0, (self.step - self.supcon_began + 1) / ramp)
+
+    def update_supcon_gate(self, logged: dict[str, float]) -> None:
+        """Open SupCon's gate after the warm-up once predictions are confident (H(Y|X) < settled_entropy).
+
+        SupCon's labels are the argmax predictions; before they settle its gradient (large, as the
+        logits are tiny at the start) would freeze noise into a few clusters. Without the MI term
+        there is no H(Y|X) to watch and the warm-up alone decides.
+        """
+        if self.supcon_began is not None or self.step < self.supcon_start:
+            return
+        if logged.get("H(Y|X)", 0.0) < self.settled_entropy:
+            self.supcon_began = self.step
+            logger.info("SupCon starts at step %d (H(Y|X) %.3f)", self.step, logged.get("H(Y|X)", float("nan")))
 
     def train_step(self, batch_idx) -> dict:
         """One optimiser step on rows ``batch_idx``; returns each term's value as a detached 0-dim tensor.
@@ -147,6 +163,7 @@ class Trainer:
             if (i + 1) % LOG_EVERY == 0 or i + 1 == self.schedule.steps_per_epoch:
                 shown = {k: float(v) for k, v in logged.items()}
                 self._check_finite(shown)
+                self.update_supcon_gate(shown)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()})
         return {k: float(v) / self.schedule.steps_per_epoch for k, v in sums.items()}
 
@@ -194,6 +211,7 @@ class Trainer:
 
         path = checkpoint_path(self.config)
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
+                 "supcon_began": self.supcon_began,
                  "epoch": self.epoch, "history": self.history, "generator": self.generator.get_state(),
                  "torch_rng": torch.get_rng_state(), "n_clusters": self.n_clusters, "n_points": len(self.x)}
         if self.device.startswith("cuda"):
@@ -214,6 +232,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.epoch, self.history = state["step"], state["epoch"], state["history"]
+        self.supcon_began = state["supcon_began"]
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state:
