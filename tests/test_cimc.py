@@ -131,3 +131,9 @@ def test_supcon_waits_for_warmup_and_settled_predictions():
     assert began and began[0] > 36 and gated[began[0] - 2]["H(Y|X)"] < 0.1 * np.log(4)  # after 30% and settled
     alone = train_cimc(X, 4, dataclasses.replace(cfg, losses=("supcon",))).history  # no H(Y|X): warm-up decides
     assert [("supcon" in h) for h in alone] == [False] * 36 + [True] * 84
+
+
+def test_paper_config_has_supcon_from_step_zero():
+    X, _ = blobs(n_per=10, n_clusters=3, dim=4)
+    cfg = tiny(epochs=2, min_steps=0, supcon_warmup=0.0, supcon_start_entropy=1.0)
+    assert all("supcon" in h for h in train_cimc(X, 3, cfg).history)

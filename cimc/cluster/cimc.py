@@ -47,7 +47,7 @@ class CimcConfig:
     supcon_weight: float = 1.0
     supcon_temperature: float = 0.1
     supcon_warmup: float = 0.3  # DEPARTURE: fraction of the run before SupCon may start (then ramps in over 10%)...
-    supcon_start_entropy: float = 0.1  # ...and only once H(Y|X) < this * log C (pseudo-labels settled; needs "mi")
+    supcon_start_entropy: float = 0.1  # ...and only once H(Y|X) < this * log C (labels settled; >= 1: no condition)
     supcon_chunk: int = 1024  # anchors per chunk: memory O(batch * chunk)
     # virtual mixup on logits
     mixup_weight: float = 1.0

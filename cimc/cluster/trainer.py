@@ -69,6 +69,8 @@ class Trainer:
         self.terms = build_loss_terms(config, matmul_dtype)
         self.supcon_start = int(config.supcon_warmup * self.schedule.total_steps)
         self.supcon_began: int | None = None  # step at which SupCon's gate opened
+        if self.supcon_start == 0 and config.supcon_start_entropy >= 1.0:
+            self.supcon_began = 0  # no warm-up, no entropy condition (H(Y|X) <= log C): on from step 0
         self.settled_entropy = config.supcon_start_entropy * math.log(n_clusters)
         self.eps = self._radii(X) if "vat" in [name for name, _, _ in self.terms] else None
         self.model = build_mlp(X.shape[1], config.hidden_dim, n_clusters, config.output_init_scale).to(self.device)
