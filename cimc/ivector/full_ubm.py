@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from cimc.ivector.ubm import DiagGmm
+from cimc.ivector.ubm import DiagGmm, UbmStats
 from cimc.utils import atomic_path
 
 
@@ -85,37 +85,16 @@ class FullGmm:
         return cls(state["weights"], state["means"], state["covariances"])
 
 
-@dataclass
-class FullUbmStats:
+class FullUbmStats(UbmStats):
     """EM statistics of a full-covariance UBM (float64); merge by addition.
 
-    count (C,), first (C, D), second (C, D(D+1)/2) = sum_t gamma_tc x_t x_t^T packed.
+    As :class:`UbmStats`, but second (C, D(D+1)/2) = sum_t gamma_tc x_t x_t^T, packed upper triangle.
     """
-
-    count: torch.Tensor
-    first: torch.Tensor
-    second: torch.Tensor
-    log_likelihood: float = 0.0
-    num_frames: int = 0
 
     @classmethod
     def zeros(cls, num_components: int, dim: int) -> "FullUbmStats":
         z = lambda *s: torch.zeros(*s, dtype=torch.float64)  # noqa: E731
         return cls(z(num_components), z(num_components, dim), z(num_components, dim * (dim + 1) // 2))
-
-    def __add__(self, other: "FullUbmStats") -> "FullUbmStats":
-        return FullUbmStats(
-            self.count + other.count, self.first + other.first, self.second + other.second,
-            self.log_likelihood + other.log_likelihood, self.num_frames + other.num_frames,
-        )
-
-    def save(self, path: str | Path) -> None:
-        with atomic_path(path) as tmp:
-            torch.save(vars(self), tmp)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "FullUbmStats":
-        return cls(**torch.load(path, map_location="cpu"))
 
 
 def accumulate(gmm: FullGmm, frames: torch.Tensor, stats: FullUbmStats, chunk_frames: int = 10_000) -> None:

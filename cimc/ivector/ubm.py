@@ -86,7 +86,7 @@ class UbmStats:
         return cls(z(num_components), z(num_components, dim), z(num_components, dim))
 
     def __add__(self, other: "UbmStats") -> "UbmStats":
-        return UbmStats(
+        return type(self)(
             self.count + other.count, self.first + other.first, self.second + other.second,
             self.log_likelihood + other.log_likelihood, self.num_frames + other.num_frames,
         )
