@@ -155,7 +155,8 @@ class Trainer:
         order = torch.randperm(len(self.x), generator=self.generator).to(self.device)
         sums: dict = {}
         bar = tqdm(range(self.schedule.steps_per_epoch), desc=f"CIMC epoch {self.epoch + 1}/{self.schedule.epochs}",
-                   disable=not self.config.progress, leave=False)
+                   # Short epochs (small sets) would print a bar per epoch: the run's bar says enough.
+                   disable=not self.config.progress or self.schedule.steps_per_epoch < LOG_EVERY, leave=False)
         for i in bar:
             start = i * self.schedule.batch_size
             logged = self.train_step(order[start:start + self.schedule.batch_size])
