@@ -17,6 +17,7 @@ num_test_speakers=10
 num_clusters=40          # C for stage 4; the true count by default, as in the paper's C ~ #speakers
 cluster_methods="cimc kmeans"  # stage 4 runs each ($conf/<method>.yaml); stage 6 trains on each
 ablation=false           # stage 5 also runs the Table I ablation ($conf/ablation.yaml)
+cimc_overrides=""        # stage 4 key=value overrides of $conf/cimc.yaml, e.g. "min_steps=200" (CI)
 ecapa_overrides=""       # stage 6 key=value overrides of $conf/ecapa.yaml, e.g. "train.epochs=1" (CI)
 mean_utts=200            # stage 7: training utterances embedded for the mean subtracted before scoring
 conf=conf                # folder of the YAML configs (tests point it at tiny ones)
@@ -76,9 +77,11 @@ if run_stage 4; then
   # Each method writes $exp/cluster/<method>/{labels.npy,labels.txt,cuts.jsonl.gz,config.yaml}; a
   # finished folder (.done) is skipped. --ref only lets CIMC log ACC/NMI per epoch; it never trains on it.
   for method in $cluster_methods; do
+    overrides=()
+    if [ $method = cimc ]; then for o in $cimc_overrides; do overrides+=(--override "$o"); done; fi
     cimc cluster --input $exp/ivector/ivectors_train.npy --method $method --num-clusters $num_clusters \
       --config $conf/$method.yaml --cuts $data/manifests/train_cuts.jsonl.gz --ref $data/kaldi/train/utt2spk \
-      --exclude $exp/ivector/short_train.txt --output $exp/cluster/$method
+      --exclude $exp/ivector/short_train.txt --output $exp/cluster/$method ${overrides[@]+"${overrides[@]}"}
   done
 fi
 
