@@ -103,3 +103,14 @@ def test_cosine_scores_against_naive():
     assert np.allclose(got, want)
     with pytest.raises(KeyError, match="zz"):
         cosine_scores(ids, x, [Trial("a", "zz", True)])
+
+
+def test_parse_named_paths_keeps_order_and_names_bad_items():
+    import click
+
+    from cimc.cli_options import parse_named_paths
+
+    got = parse_named_paths(["cimc=a/results.json", "k=means=b.json"], "--system")
+    assert list(got.items()) == [("cimc", "a/results.json"), ("k", "means=b.json")]
+    with pytest.raises(click.BadParameter, match="'b.rttm' is not NAME=RTTM"):
+        parse_named_paths(["a=a.rttm", "b.rttm"], "--hyp", "RTTM")

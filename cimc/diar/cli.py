@@ -143,14 +143,10 @@ def cluster_command(embeddings, method, config_path, output_dir, ref_rttm, overr
 @click.option("--plot-recording", default=None, help="Recording for the timeline PNG (default: the first).")
 def score_command(ref_rttm, hyps, output_dir, collar, plot_recording) -> None:
     """DER (missed, false alarm, confusion) and JER, with and without overlap; prints the table."""
+    from cimc.cli_options import parse_named_paths
     from cimc.diar.stages import run_scoring
 
-    systems = {}
-    for item in hyps:
-        if "=" not in item:
-            raise click.BadParameter(f"{item!r} is not NAME=RTTM", param_hint="--hyp")
-        name, path = item.split("=", 1)
-        systems[name] = path
+    systems = parse_named_paths(hyps, "--hyp", "RTTM")
     click.echo(run_scoring(ref_rttm, systems, output_dir, collar, plot_recording), nl=False)
 
 

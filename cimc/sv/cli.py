@@ -95,16 +95,12 @@ def score_command(config_path, trials, vectors, train_vectors, output_dir, name,
 @click.option("--output", default=None, help="Also write the table to this file.")
 def table_command(systems: tuple[str, ...], output: str | None) -> None:
     """One EER / minDCF table side by side for several systems' results files."""
+    from cimc.cli_options import parse_named_paths
     from cimc.metrics.verification import format_results_table
     from cimc.sv.score import compare_results
     from cimc.utils import write_text_atomic
 
-    pairs = {}
-    for item in systems:
-        if "=" not in item:
-            raise click.BadParameter(f"{item!r} is not NAME=PATH", param_hint="--system")
-        label, path = item.split("=", 1)
-        pairs[label] = path
+    pairs = parse_named_paths(systems, "--system")
     table = format_results_table(compare_results(pairs))
     if output:
         write_text_atomic(output, table)
