@@ -79,11 +79,6 @@ class FullGmm:
         with atomic_path(path) as tmp:
             torch.save({k: getattr(self, k).detach().cpu().double() for k in ("weights", "means", "covariances")}, tmp)
 
-    @classmethod
-    def load(cls, path: str | Path) -> "FullGmm":
-        state = torch.load(path, map_location="cpu")
-        return cls(state["weights"], state["means"], state["covariances"])
-
 
 class FullUbmStats(UbmStats):
     """EM statistics of a full-covariance UBM (float64); merge by addition.
@@ -138,7 +133,7 @@ def estimate(stats: FullUbmStats, var_floor: float = 0.001) -> FullGmm:
 
 
 def load_ubm(path: str | Path) -> DiagGmm | FullGmm:
-    """The diagonal or full UBM saved at ``path`` (told apart by its fields)."""
+    """The diagonal or full UBM saved at ``path`` (told apart by its fields); the one UBM loader."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"UBM file {path} does not exist (run `cimc ivector train-ubm` first)")

@@ -146,7 +146,7 @@ def train_ubm(cuts_path: str | Path, config: IvectorConfig, exp_dir: str | Path,
     final = ubm_dir / f"{cfg.num_iters}.pt"
     if cfg.full_cov_iters > 0:
         if _latest(ubm_dir, cfg.full_cov_iters, "full") < 0:
-            full_ubm.FullGmm.from_diag(ubm_lib.DiagGmm.load(final)).save(ubm_dir / "full0.pt")
+            full_ubm.FullGmm.from_diag(full_ubm.load_ubm(final)).save(ubm_dir / "full0.pt")
         _ubm_em(ubm_dir, cuts_path, _latest(ubm_dir, cfg.full_cov_iters, "full"), cfg.full_cov_iters, num_jobs, cmd, full=True)
         final = ubm_dir / f"full{cfg.full_cov_iters}.pt"
     shutil.copyfile(final, ubm_dir / "final.pt")

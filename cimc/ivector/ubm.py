@@ -57,14 +57,6 @@ class DiagGmm:
         with atomic_path(path) as tmp:
             torch.save({k: v.detach().cpu().double() for k, v in vars(self).items()}, tmp)
 
-    @classmethod
-    def load(cls, path: str | Path) -> "DiagGmm":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"UBM file {path} does not exist (run `cimc ivector train-ubm` first)")
-        state = torch.load(path, map_location="cpu")
-        return cls(state["weights"], state["means"], state["variances"])
-
 
 @dataclass
 class UbmStats:
