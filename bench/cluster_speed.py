@@ -18,6 +18,7 @@ C clusters, the paper's 150 epochs: k-NN radius + training + prediction, wall se
 from __future__ import annotations
 
 import argparse
+import logging
 import dataclasses
 import subprocess
 import sys
@@ -27,15 +28,27 @@ from pathlib import Path
 import numpy as np
 
 
-def synthetic_ivectors(n: int, dim: int, n_speakers: int, seed: int = 0) -> np.ndarray:
-    """(n, dim) float32 unit vectors around ``n_speakers`` random means (within/between std ratio 0.8)."""
+def synthetic_ivectors(n: int, dim: int, n_speakers: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(n, dim) float32 unit vectors around ``n_speakers`` random means (within/between std ratio 0.8),
+    and their (n,) speaker labels."""
     rng = np.random.default_rng(seed)
     means = rng.standard_normal((n_speakers, dim)).astype(np.float32)
-    X = means[rng.integers(0, n_speakers, n)] + 0.8 * rng.standard_normal((n, dim)).astype(np.float32)
-    return X / np.linalg.norm(X, axis=1, keepdims=True)
+    speakers = rng.integers(0, n_speakers, n)
+    X = means[speakers] + 0.8 * rng.standard_normal((n, dim)).astype(np.float32)
+    return X / np.linalg.norm(X, axis=1, keepdims=True), speakers
 
 
-def ms_per_step(losses: tuple[str, ...], X: np.ndarray, n_clusters: int, args) -> float:
+VARIANTS = {  # name -> (losses, extra CimcConfig fields); the last row is the baseline of the ratio column
+    "IMSAT": (("imsat",), {}),
+    "IMSAT + mixup": (("imsat", "mixup"), {}),
+    "CIMC": (("imsat", "supcon", "mixup"), {}),
+    "CIMC, eager loss math": (("imsat", "supcon", "mixup"), {"compile_losses": "never"}),
+    "CIMC as first written (eager, SupCon in 1024-anchor chunks)": (("imsat", "supcon", "mixup"),
+                                                                     {"compile_losses": "never", "supcon_chunk": 1024}),
+}
+
+
+def ms_per_step(losses: tuple[str, ...], extra: dict, X: np.ndarray, n_clusters: int, args) -> float:
     """Mean wall ms of ``args.steps`` training steps after ``args.warmup`` untimed ones."""
     import torch
 
@@ -43,7 +56,8 @@ def ms_per_step(losses: tuple[str, ...], X: np.ndarray, n_clusters: int, args) -
     from cimc.cluster.trainer import Trainer
 
     config = CimcConfig(losses=losses, hidden_dim=args.hidden, batch_size=args.batch, supcon_warmup=0.0,
-                        device=args.device, precision=args.precision, progress=False)
+                        supcon_start_entropy=1.0, device=args.device, precision=args.precision, progress=False,
+                        **extra)
     trainer = Trainer(X, n_clusters, config)
     sync = torch.cuda.synchronize if trainer.device.startswith("cuda") else (lambda: None)
     batch = torch.arange(args.batch, device=trainer.device)
@@ -64,30 +78,52 @@ def step_mode(args) -> None:
 
     device = resolve_device(args.device)
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.startswith('cuda') else 'CPU'}), "
-          f"threads {torch.get_num_threads()}, precision {args.precision}, B {args.batch}, d {args.dim}, "
-          f"S {args.hidden}, {args.steps} timed steps")
-    X = synthetic_ivectors(args.batch, args.dim, 1000)
-    print("| C | IMSAT ms/step | CIMC ms/step | CIMC / IMSAT | 150 epochs of 1.09M (CIMC) |")
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}, precision {args.precision}, "
+          f"B {args.batch}, d {args.dim}, S {args.hidden}, {args.steps} timed steps after {args.warmup}")
+    X, _ = synthetic_ivectors(args.batch, args.dim, 1000)
+    steps = 150 * (1_092_009 // args.batch)
+    baseline = list(VARIANTS)[-1]
+    print(f"| C | losses | ms/step | vs {baseline} | 150 epochs of 1.09M ({steps} steps) |")
     print("| --- | --- | --- | --- | --- |")
     for c in args.clusters:
-        imsat = ms_per_step(("imsat",), X, c, args)
-        cimc = ms_per_step(("imsat", "supcon", "mixup"), X, c, args)
-        steps = 150 * (1_092_009 // args.batch)
-        print(f"| {c} | {imsat:.1f} | {cimc:.1f} | {cimc / imsat:.2f} | {cimc * steps / 60000:.1f} min |", flush=True)
+        times = {name: ms_per_step(losses, extra, X, c, args) for name, (losses, extra) in VARIANTS.items()}
+        for name, ms in times.items():
+            print(f"| {c} | {name} | {ms:.1f} | {times[baseline] / ms:.2f}x | {ms * steps / 60000:.1f} min |",
+                  flush=True)
 
 
 def full_run(args) -> None:
-    from cimc.cluster.cimc import CimcConfig, train_cimc
+    """The paper's run on synthetic data, timed by phase: k-NN radii, training, prediction, metrics."""
+    import torch
 
-    X = synthetic_ivectors(args.num_items, args.dim, args.speakers)
+    from cimc.cluster.cimc import CimcConfig, l2_normalise
+    from cimc.cluster.trainer import Trainer
+    from cimc.metrics.clustering import cluster_accuracy, contingency_table, information_scores
+
+    X, truth = synthetic_ivectors(args.num_items, args.dim, args.speakers)
     config = CimcConfig(hidden_dim=args.hidden, batch_size=args.batch, epochs=args.epochs, device=args.device,
-                        precision=args.precision, min_steps=args.min_steps, progress=True)
+                        precision=args.precision, min_steps=args.min_steps, progress=False)
+    # One timestamped line per epoch (the trainer's debug log) instead of progress bars: readable in a log file.
+    logging.basicConfig(format="%(asctime)s %(message)s", level=logging.WARNING)
+    logging.getLogger("cimc.cluster.trainer").setLevel(logging.DEBUG)
+    sync = torch.cuda.synchronize if torch.cuda.is_available() and config.device != "cpu" else (lambda: None)
     start = time.perf_counter()
-    result = train_cimc(X, args.clusters[0], config)
-    seconds = time.perf_counter() - start
-    print(f"full CIMC run: N {args.num_items}, d {args.dim}, C {args.clusters[0]}, {args.epochs} epochs, "
-          f"B {args.batch}: {seconds:.1f} s ({seconds / 60:.2f} min), "
-          f"{len(np.unique(result.labels))} clusters used, final loss {result.history[-1]['loss']:.3f}")
+    trainer = Trainer(l2_normalise(X), args.clusters[0], config)
+    sync()
+    setup = time.perf_counter() - start
+    result = trainer.run()
+    sync()
+    total = time.perf_counter() - start
+    steps = trainer.schedule.total_steps
+    print(f"full CIMC run: N {args.num_items}, d {args.dim}, S {args.hidden}, C {args.clusters[0]}, "
+          f"{trainer.schedule.epochs} epochs of {trainer.schedule.steps_per_epoch} steps (B {trainer.schedule.batch_size}), "
+          f"device {trainer.device}")
+    print(f"| phase | seconds |\n| --- | --- |\n| data to device + k-NN radii | {setup:.1f} |\n"
+          f"| training + prediction ({steps} steps, {1000 * (total - setup) / steps:.1f} ms/step) | {total - setup:.1f} |\n"
+          f"| whole run | {total:.1f} ({total / 60:.2f} min) |")
+    table = contingency_table(truth, result.labels)
+    print(f"{len(np.unique(result.labels))} of {args.clusters[0]} clusters used; vs the {args.speakers} synthetic "
+          f"speakers: ACC {cluster_accuracy(table):.3f}, NMI {information_scores(table)['nmi']:.3f}", flush=True)
 
 
 def main() -> None:
@@ -104,7 +140,7 @@ def main() -> None:
     parser.add_argument("--metrics", action="store_true", help="also run bench/metrics_speed.py if present")
     parser.add_argument("--full-run", action="store_true")
     parser.add_argument("--num-items", type=int, default=1_092_009)
-    parser.add_argument("--speakers", type=int, default=5994)
+    parser.add_argument("--speakers", type=int, default=5994, help="synthetic speakers (full run)")
     parser.add_argument("--epochs", type=int, default=150)
     parser.add_argument("--min-steps", type=int, default=1000, help="CimcConfig.min_steps (no effect at 1.09M)")
     args = parser.parse_args()

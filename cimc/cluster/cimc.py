@@ -48,7 +48,7 @@ class CimcConfig:
     supcon_temperature: float = 0.1
     supcon_warmup: float = 0.3  # DEPARTURE: fraction of the run before SupCon may start (then ramps in over 10%)...
     supcon_start_entropy: float = 0.1  # ...and only once H(Y|X) < this * log C (labels settled; >= 1: no condition)
-    supcon_chunk: int = 1024  # anchors per chunk: memory O(batch * chunk)
+    supcon_chunk: int = 10240  # anchors per chunk: memory O(batch * chunk); batch <= chunk: one chunk, no recompute
     # virtual mixup on logits
     mixup_weight: float = 1.0
     mixup_alpha: float = 1.0  # Beta(alpha, alpha)
@@ -69,6 +69,7 @@ class CimcConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda[:i]
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | tf32 | bf16
+    compile_losses: str = "auto"  # torch.compile the loss math: auto (on CUDA) | always | never
     knn_chunk: int = 4096
     checkpoint_dir: str = ""  # "" = no checkpoints; else resume from / save to DIR/checkpoint.pt
     checkpoint_every: int = 10  # epochs
@@ -127,16 +128,17 @@ def l2_normalise(X: np.ndarray) -> np.ndarray:
     return X / norms
 
 
-def build_loss_terms(config: CimcConfig, matmul_dtype=None) -> list[tuple[str, object, float]]:
-    """(name, term, weight) for each loss in ``config.losses``."""
+def build_loss_terms(config: CimcConfig, matmul_dtype=None, kernels=None) -> list[tuple[str, object, float]]:
+    """(name, term, weight) for each loss in ``config.losses``; ``kernels``: cimc.cluster.losses.LossKernels."""
     from cimc.cluster import losses as L
 
+    kernels = kernels or L.EAGER
     makers = {
-        "vat": lambda: (L.VatLoss(config.vat_xi), 1.0),
-        "mi": lambda: (L.MutualInformationLoss(config.lam, config.mu), 1.0),
-        "supcon": lambda: (L.SupConLoss(config.supcon_temperature, config.supcon_chunk, matmul_dtype),
+        "vat": lambda: (L.VatLoss(config.vat_xi, kernels=kernels), 1.0),
+        "mi": lambda: (L.MutualInformationLoss(config.lam, config.mu, kernels), 1.0),
+        "supcon": lambda: (L.SupConLoss(config.supcon_temperature, config.supcon_chunk, matmul_dtype, kernels),
                            config.supcon_weight),
-        "mixup": lambda: (L.MixupLoss(config.mixup_alpha), config.mixup_weight),
+        "mixup": lambda: (L.MixupLoss(config.mixup_alpha, kernels), config.mixup_weight),
         "vicreg_var": lambda: (L.VicRegVarianceLoss(config.vicreg_gamma), config.vicreg_var_weight),
         "vicreg_cov": lambda: (L.VicRegCovarianceLoss(), config.vicreg_cov_weight),
     }
@@ -188,6 +190,22 @@ def precision_dtypes(config: CimcConfig, device: str):
     if mode == "bf16":
         return torch.bfloat16, torch.bfloat16
     return None, torch.float32
+
+
+def loss_kernels(config: CimcConfig, device: str):
+    """Eager or ``torch.compile``d loss math (cimc.cluster.losses.LossKernels) per ``config.compile_losses``.
+
+    auto compiles on CUDA only: there the fused kernels save most of a step (see LossKernels); on a CPU
+    the compile time (and the C++ compiler it needs) outweighs the gain on the small sets run there.
+    """
+    from cimc.cluster import losses as L
+
+    mode = config.compile_losses
+    if mode not in {"auto", "always", "never"}:
+        raise ValueError(f"compile_losses {mode!r}: use auto, always or never")
+    if mode == "always" or (mode == "auto" and device.startswith("cuda")):
+        return L.compiled_kernels()
+    return L.EAGER
 
 
 def train_cimc(

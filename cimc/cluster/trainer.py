@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cimc.cluster.cimc import (CimcConfig, MetricsFn, TrainResult, build_loss_terms, build_mlp, checkpoint_path,
-                               make_schedule, precision_dtypes)
+                               loss_kernels, make_schedule, precision_dtypes)
 from cimc.cluster.knn import kth_neighbor_distance
 from cimc.utils import atomic_path, resolve_device, write_text_atomic
 
@@ -66,7 +66,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.x = torch.from_numpy(X).to(self.device)
         self.schedule = make_schedule(len(X), config)
-        self.terms = build_loss_terms(config, matmul_dtype)
+        self.terms = build_loss_terms(config, matmul_dtype, loss_kernels(config, self.device))
         self.supcon_start = int(config.supcon_warmup * self.schedule.total_steps)
         self.supcon_began: int | None = None  # step at which SupCon's gate opened
         if self.supcon_start == 0 and config.supcon_start_entropy >= 1.0:
@@ -117,7 +117,7 @@ class Trainer:
         """
         import torch
 
-        from cimc.cluster.losses import LossContext
+        from cimc.cluster.losses import LossContext, class_counts
 
         lr = self.config.lr * self.schedule.decay_per_step ** self.step
         for group in self.optimizer.param_groups:
@@ -144,7 +144,7 @@ class Trainer:
         self.optimizer.step()
         logged["loss"] = total.detach()
         labels = logits.detach().argmax(1)
-        logged["used"] = (torch.bincount(labels, minlength=self.n_clusters) > 0).sum()
+        logged["used"] = (class_counts(labels, self.n_clusters) > 0).sum()
         return logged
 
     def run_epoch(self) -> dict[str, float]:
@@ -198,7 +198,7 @@ class Trainer:
             record["lr"] = self.config.lr * self.schedule.decay_per_step ** self.step
             self.history.append(record)
             epochs_bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k not in ("epoch", "step", "lr")})
-            logger.debug("epoch %d: %s", self.epoch, record)
+            logger.debug("epoch %d: %s", self.epoch, ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
             if self.config.checkpoint_dir and (self.epoch % self.config.checkpoint_every == 0
                                                or self.epoch == self.schedule.epochs):
                 self._save_checkpoint()
