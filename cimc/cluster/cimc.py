@@ -7,7 +7,7 @@ weights), so we keep it configurable.
 
 Training (paper defaults, all in :class:`CimcConfig`): l2-normalised inputs, momentum SGD 0.9,
 lr 0.01 decaying by 0.996 per epoch, batch 10,240, 150 epochs. The departures needed for small data
-sets are documented on the config fields and in egs/*/conf/cimc.yaml.
+sets are documented on the config fields, in egs/*/conf/cimc.yaml and in docs/cimc_tuning.md.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ MetricsFn = Callable[[np.ndarray, np.ndarray], dict]
 class CimcConfig:
     """Hyperparameters of CIMC (and of IMSAT and the ablation rows, which only change ``losses``).
 
-    Paper defaults unless marked DEPARTURE; see egs/voxceleb/conf/cimc.yaml for the measurements.
+    Paper defaults unless marked DEPARTURE; see docs/cimc_tuning.md for the measurements.
     """
 
     losses: tuple[str, ...] = ("imsat", "supcon", "mixup")  # names from cimc.cluster.losses
