@@ -18,8 +18,8 @@ C clusters, the paper's 150 epochs: k-NN radius + training + prediction, wall se
 from __future__ import annotations
 
 import argparse
-import logging
 import dataclasses
+import logging
 import subprocess
 import sys
 import time

@@ -137,3 +137,15 @@ def test_paper_config_has_supcon_from_step_zero():
     X, _ = blobs(n_per=10, n_clusters=3, dim=4)
     cfg = tiny(epochs=2, min_steps=0, supcon_warmup=0.0, supcon_start_entropy=1.0)
     assert all("supcon" in h for h in train_cimc(X, 3, cfg).history)
+
+
+def test_loss_kernels_follow_compile_losses():
+    from cimc.cluster import losses as L
+    from cimc.cluster.cimc import loss_kernels
+
+    assert loss_kernels(CimcConfig(), "cpu") is L.EAGER  # auto: eager off CUDA
+    assert loss_kernels(CimcConfig(compile_losses="never"), "cuda") is L.EAGER
+    assert loss_kernels(CimcConfig(), "cuda") is L.compiled_kernels()  # compiled lazily, on first call
+    assert loss_kernels(CimcConfig(compile_losses="always"), "cpu") is L.compiled_kernels()
+    with pytest.raises(ValueError, match="compile_losses 'yes'"):
+        loss_kernels(CimcConfig(compile_losses="yes"), "cpu")

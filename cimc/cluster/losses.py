@@ -93,8 +93,7 @@ def supcon_softmax(sim: Tensor, temperature: float, out_dtype: torch.dtype) -> t
 
     :param sim: (N, N) dot products of the l2-normalised features (any float dtype).
     """
-    s = sim.float() if sim.dtype != torch.float64 else sim
-    s = s / temperature
+    s = _fp32(sim) / temperature
     idx = torch.arange(s.shape[0], device=s.device)
     s = torch.where(idx[:, None] == idx[None, :], float("-inf"), s)
     lse = torch.logsumexp(s, dim=1)
