@@ -10,6 +10,11 @@ Prints one Markdown table (mean ± std over ``--seeds`` seeds) and writes it to 
 
     OMP_NUM_THREADS=1 python bench/cluster_quality.py --seeds 5
     OMP_NUM_THREADS=1 python bench/cluster_quality.py --seeds 2 --methods cimc,imsat,kmeans --set hidden_dim=256
+
+``--variants FILE.yaml`` screens config changes instead: a list of ``{name, method, set: {field: value}}``
+(bench/sweeps/ holds the ones run so far). ``--jobs N`` runs N fits at a time in worker processes (on a
+GPU machine, many small fits share the card), seed by seed, and ``--time-budget S`` stops starting new
+fits after S seconds, so a sweep on a lent GPU ends on time with every variant at the same seed count.
 """
 from __future__ import annotations
 
@@ -47,17 +52,48 @@ def score(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return {"acc": cluster_accuracy(table), "nmi": information_scores(table)["nmi"]}
 
 
-def run_method(name: str, X: np.ndarray, n_clusters: int, seed: int, overrides: list[str]) -> tuple[np.ndarray, float]:
-    """Labels of method ``name`` at its default config with ``seed`` (and ``--set`` overrides for neural ones)."""
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One row of the table: ``method`` with config ``overrides`` (field -> value) on top of its defaults."""
+
+    name: str
+    method: str
+    overrides: tuple[tuple[str, object], ...] = ()
+    data: tuple[str, ...] = ()  # run only on the data sets whose label contains one of these ("" = all)
+
+    def runs_on(self, data_label: str) -> bool:
+        return not self.data or any(part in data_label for part in self.data)
+
+
+def load_variants(path: Path) -> list[Variant]:
+    import yaml
+
+    entries = yaml.safe_load(path.read_text())
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a list of {{name, method, set}} entries")
+    out = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "method" not in entry:
+            raise ValueError(f"{path}: entry {i} needs at least a 'method' ({entry!r})")
+        values = entry.get("set") or {}
+        data = entry.get("data") or ()
+        out.append(Variant(str(entry.get("name", entry["method"])), entry["method"], tuple(values.items()),
+                           (data,) if isinstance(data, str) else tuple(data)))
+    return out
+
+
+def run_method(name: str, X: np.ndarray, n_clusters: int, seed: int,
+               overrides: tuple[tuple[str, object], ...] = ()) -> tuple[np.ndarray, float]:
+    """Labels of method ``name`` at its default config with ``seed`` and ``overrides`` (neural methods only)."""
     from cimc.cluster.base import config_class, make_clusterer
-    from cimc.config import from_dict, parse_override, to_dict
+    from cimc.config import from_dict, to_dict
 
     cls = config_class(name)
     config = cls() if cls is not None else None
     if config is not None:
         values = to_dict(config)
         if name in NEURAL:
-            values.update(dict(parse_override(o) for o in overrides))
+            values.update(dict(overrides))
             values["progress"] = False
         if "seed" in values:
             values["seed"] = seed
@@ -67,10 +103,76 @@ def run_method(name: str, X: np.ndarray, n_clusters: int, seed: int, overrides: 
     return np.asarray(labels), time.perf_counter() - start
 
 
+def _init_worker(threads: int) -> None:
+    import torch
+
+    import cimc.cluster  # noqa: F401  (registers every method)
+
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(threads)
+
+
+def _fit_and_score(variant: Variant, X: np.ndarray, y: np.ndarray, seed: int) -> dict:
+    labels, took = run_method(variant.method, X, len(np.unique(y)), seed, variant.overrides)
+    return {**score(y, labels), "used": len(np.unique(labels)), "seconds": took}
+
+
+def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads: int,
+            time_budget: float | None) -> dict[tuple[str, str], list[dict]]:
+    """Every (data set, variant, seed) fit, seed-major; results keyed by (data name, variant name).
+
+    With ``jobs`` > 1 the fits run in spawned worker processes (CUDA-safe), at most 2 * jobs queued,
+    and no new fit starts once ``time_budget`` seconds have passed.
+    """
+    import concurrent.futures as cf
+    import multiprocessing
+
+    tasks = [(d, v, seed) for seed in range(seeds) for d in sets for v in variants if v.runs_on(d)]
+    results: dict[tuple[str, str], list[dict]] = {(d, v.name): [] for d in sets for v in variants if v.runs_on(d)}
+    started = time.perf_counter()
+
+    def record(d: str, v: Variant, seed: int, r: dict) -> None:
+        results[(d, v.name)].append(r)
+        print(f"{d} {v.name} seed {seed}: ACC {r['acc']:.3f} NMI {r['nmi']:.3f} ({r['seconds']:.0f} s)", flush=True)
+
+    def out_of_time() -> bool:
+        return time_budget is not None and time.perf_counter() - started > time_budget
+
+    if jobs <= 1:
+        _init_worker(threads)
+        for d, v, seed in tasks:
+            if out_of_time():
+                break
+            record(d, v, seed, _fit_and_score(v, *sets[d], seed))
+        return results
+    pool = cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_init_worker, initargs=(threads,))
+    pending: dict = {}
+    queue = iter(tasks)
+    with pool:
+        while True:
+            while len(pending) < 2 * jobs and not out_of_time():
+                task = next(queue, None)
+                if task is None:
+                    break
+                d, v, seed = task
+                pending[pool.submit(_fit_and_score, v, *sets[d], seed)] = task
+            if not pending:
+                break
+            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                record(*pending.pop(future), future.result())
+    skipped = len(tasks) - sum(len(r) for r in results.values())
+    if skipped:
+        print(f"time budget reached: {skipped} of {len(tasks)} fits not run", flush=True)
+    return results
+
+
 def table(rows: list[dict]) -> str:
-    lines = ["| data | method | ACC | NMI | clusters used | seconds/run |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| data | method | seeds | ACC | NMI | clusters used | seconds/run |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        lines.append(f"| {r['data']} | {r['method']} | {r['acc'].mean():.3f} ± {r['acc'].std():.3f} | "
+        lines.append(f"| {r['data']} | {r['method']} | {len(r['acc'])} | {r['acc'].mean():.3f} ± {r['acc'].std():.3f} | "
                      f"{r['nmi'].mean():.3f} ± {r['nmi'].std():.3f} | {r['used']:.1f} | {r['seconds']:.1f} |")
     return "\n".join(lines)
 
@@ -79,41 +181,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--methods", default=DEFAULT_METHODS)
-    parser.add_argument("--ivectors", help="vectors file (.npy + .ids) of the mini_synth training set")
-    parser.add_argument("--utt2spk", help="utt2spk giving the true speaker of each i-vector")
+    parser.add_argument("--variants", type=Path, help="YAML list of {name, method, set} rows (replaces --methods)")
+    parser.add_argument("--ivectors", action="append", default=[],
+                        help="vectors file (.npy + .ids) of a mini_synth training set (repeatable)")
+    parser.add_argument("--utt2spk", action="append", default=[],
+                        help="utt2spk giving the true speaker of each i-vector (one per --ivectors)")
     parser.add_argument("--no-digits", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a CIMC/IMSAT config field (e.g. hidden_dim=256 for a quick look)")
-    parser.add_argument("--threads", type=int, default=1)
+                        help="override a CIMC/IMSAT config field in every row (e.g. hidden_dim=256 for a quick look)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per fit")
+    parser.add_argument("--jobs", type=int, default=1, help="fits at a time (worker processes)")
+    parser.add_argument("--time-budget", type=float, help="seconds after which no new fit starts")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    import torch
+    from cimc.config import parse_override
 
-    import cimc.cluster  # noqa: F401  (registers every method)
-
-    torch.set_num_threads(args.threads)
-    sets = {} if args.no_digits else {"digits": load_digits_set()}
-    if args.ivectors:
-        if not args.utt2spk:
-            parser.error("--ivectors needs --utt2spk")
-        sets["mini_synth i-vectors"] = load_ivector_set(args.ivectors, args.utt2spk)
+    common = tuple(parse_override(o) for o in args.set)
+    if args.variants:
+        variants = load_variants(args.variants)
+    else:
+        variants = [Variant(m, m) for m in args.methods.split(",")]
+    variants = [dataclasses.replace(v, overrides=common + v.overrides) for v in variants]
+    if len(args.ivectors) != len(args.utt2spk):
+        parser.error("give one --utt2spk for each --ivectors")
+    named = [] if args.no_digits else [("digits", load_digits_set())]
+    named += [("mini_synth i-vectors", load_ivector_set(v, u)) for v, u in zip(args.ivectors, args.utt2spk)]
+    sets = {f"{name} (N={len(y)}, C={len(np.unique(y))})": (X, y) for name, (X, y) in named}
+    results = run_all(sets, variants, args.seeds, args.jobs, args.threads, args.time_budget)
     rows = []
-    for data_name, (X, y) in sets.items():
-        n_clusters = len(np.unique(y))
-        for method in args.methods.split(","):
-            acc, nmi, used, seconds = [], [], [], 0.0
-            for seed in range(args.seeds):
-                labels, took = run_method(method, X, n_clusters, seed, args.set)
-                s = score(y, labels)
-                acc.append(s["acc"]), nmi.append(s["nmi"]), used.append(len(np.unique(labels)))
-                seconds += took
-                print(f"{data_name} {method} seed {seed}: ACC {s['acc']:.3f} NMI {s['nmi']:.3f} ({took:.0f} s)",
-                      flush=True)
-            rows.append({"data": f"{data_name} (N={len(y)}, C={n_clusters})", "method": method,
-                         "acc": np.array(acc), "nmi": np.array(nmi), "used": float(np.mean(used)),
-                         "seconds": seconds / args.seeds})
+    for (data_name, variant_name), runs in results.items():
+        if not runs:
+            continue
+        rows.append({"data": data_name, "method": variant_name,
+                     "acc": np.array([r["acc"] for r in runs]), "nmi": np.array([r["nmi"] for r in runs]),
+                     "used": float(np.mean([r["used"] for r in runs])),
+                     "seconds": float(np.mean([r["seconds"] for r in runs]))})
     text = table(rows)
     print(text)
     if args.output:

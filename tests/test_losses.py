@@ -65,6 +65,27 @@ def test_supcon_all_singletons_is_zero_not_nan():
     assert torch.isfinite(feats.grad).all() and float(feats.grad.abs().sum()) == 0.0
 
 
+@pytest.mark.parametrize("features", ["logits", "probs"])
+def test_supcon_term_uses_argmax_labels_and_chosen_features(features):
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(9, 4, generator=gen, dtype=torch.float64)
+    a = logits.clone().requires_grad_(True)
+    b = logits.clone().requires_grad_(True)
+    term = L.SupConLoss(temperature=0.2, chunk_size=4, matmul_dtype=torch.float64, features=features)
+    got, _ = term(L.LossContext(None, None, a, None))
+    feats = b if features == "logits" else torch.softmax(b, dim=1)
+    want, _ = naive_supcon(feats, logits.argmax(1), 0.2)
+    got.backward()
+    want.backward()
+    assert float(got.detach()) == pytest.approx(float(want.detach()), rel=1e-10)
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-8, atol=1e-10)
+
+
+def test_supcon_term_rejects_unknown_features():
+    with pytest.raises(ValueError, match="supcon_features 'hidden'"):
+        L.SupConLoss(features="hidden")
+
+
 def test_entropy_terms_closed_form():
     probs = torch.tensor([[0.5, 0.5, 0.0 + 1e-30], [0.25, 0.25, 0.5]], dtype=torch.float64)
     cond, marginal = L.entropy_terms(probs.log())

@@ -46,6 +46,7 @@ class CimcConfig:
     # SupCon on l2-normalised logits with online argmax labels
     supcon_weight: float = 1.0
     supcon_temperature: float = 0.1
+    supcon_features: str = "logits"  # logits (paper) | probs: SupCon on l2-normalised softmax outputs
     supcon_warmup: float = 0.3  # DEPARTURE: fraction of the run before SupCon may start (then ramps in over 10%)...
     supcon_start_entropy: float = 0.1  # ...and only once H(Y|X) < this * log C (labels settled; >= 1: no condition)
     supcon_chunk: int = 10240  # anchors per chunk: memory O(batch * chunk); batch <= chunk: one chunk, no recompute
@@ -136,7 +137,8 @@ def build_loss_terms(config: CimcConfig, matmul_dtype=None, kernels=None) -> lis
     makers = {
         "vat": lambda: (L.VatLoss(config.vat_xi, kernels=kernels), 1.0),
         "mi": lambda: (L.MutualInformationLoss(config.lam, config.mu, kernels), 1.0),
-        "supcon": lambda: (L.SupConLoss(config.supcon_temperature, config.supcon_chunk, matmul_dtype, kernels),
+        "supcon": lambda: (L.SupConLoss(config.supcon_temperature, config.supcon_chunk, matmul_dtype, kernels,
+                                         config.supcon_features),
                            config.supcon_weight),
         "mixup": lambda: (L.MixupLoss(config.mixup_alpha, kernels), config.mixup_weight),
         "vicreg_var": lambda: (L.VicRegVarianceLoss(config.vicreg_gamma), config.vicreg_var_weight),

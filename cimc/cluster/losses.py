@@ -286,17 +286,22 @@ def supcon_loss(features: Tensor, labels: Tensor, temperature: float = 0.1, chun
 
 
 class SupConLoss:
-    """SupCon on l2-normalised logits, labelled by the model's own online argmax predictions."""
+    """SupCon on l2-normalised logits (or softmax outputs), labelled by the model's own online argmax predictions."""
 
     name = "supcon"
+    FEATURES = ("logits", "probs")
 
     def __init__(self, temperature: float = 0.1, chunk_size: int = 1024, matmul_dtype: torch.dtype | None = None,
-                 kernels: LossKernels = EAGER):
+                 kernels: LossKernels = EAGER, features: str = "logits"):
+        if features not in self.FEATURES:
+            raise ValueError(f"supcon_features {features!r}: use one of {', '.join(self.FEATURES)}")
         self.temperature, self.chunk_size, self.matmul_dtype, self.kernels = temperature, chunk_size, matmul_dtype, kernels
+        self.features = features
 
     def __call__(self, ctx: LossContext) -> tuple[Tensor, dict[str, Tensor]]:
         labels = ctx.logits.detach().argmax(1)
-        loss, no_positive = supcon_loss(ctx.logits, labels, self.temperature, self.chunk_size, self.matmul_dtype,
+        feats = ctx.logits if self.features == "logits" else torch.softmax(_fp32(ctx.logits), dim=1)
+        loss, no_positive = supcon_loss(feats, labels, self.temperature, self.chunk_size, self.matmul_dtype,
                                         num_classes=ctx.logits.shape[1], kernels=self.kernels)
         return loss, {"no_pos": no_positive / len(labels)}
 

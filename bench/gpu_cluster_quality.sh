@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# GPU screen of CIMC/IMSAT config changes (one prepared script; run on the GPU machine).
+# Many small fits (digits, the mini_synth i-vectors) share the card, JOBS at a time, seed by seed, until
+# BUDGET seconds have passed; then CIMC's step time at C 10,000 with the compiled loss math.
+#   bash bench/gpu_cluster_quality.sh                  # GPU machine: ~6 min
+#   SIZE=tiny bash bench/gpu_cluster_quality.sh        # a minute on a CPU, to check the script works
+# SETS: folders each holding a mini_synth training set's ivectors_train.npy/.ids and utt2spk (default
+# .sweep/*/, carried to the GPU machine); VARIANTS: the rows (default bench/sweeps/cimc_screen.yaml).
+# Output in $OUT (or /tmp).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
+DIR=${OUT:-/tmp}
+DATA=()
+for dir in ${SETS:-.sweep/*/}; do DATA+=(--ivectors "$dir/ivectors_train.npy" --utt2spk "$dir/utt2spk"); done
+VARIANTS=${VARIANTS:-bench/sweeps/cimc_screen.yaml}
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no GPU visible: running on CPU"
+  if [ "${SIZE:-full}" = tiny ]; then
+    $PY bench/cluster_quality.py --variants "$VARIANTS" --seeds 1 --jobs 2 --time-budget 20 \
+      "${DATA[@]}" --set hidden_dim=16 --set epochs=2 --set min_steps=10 \
+      --set compile_losses=never --output "$DIR/cluster_screen.md"
+    $PY bench/cluster_speed.py --batch 512 --dim 40 --hidden 64 --clusters 100 --steps 2 --warmup 1
+  else
+    # fp32 as on the CPU bench; eager loss math (a compile per worker process would cost more than it saves)
+    $PY bench/cluster_quality.py --variants "$VARIANTS" --seeds "${SEEDS:-10}" --jobs "${JOBS:-14}" \
+      --time-budget "${BUDGET:-300}" "${DATA[@]}" \
+      --set device=cuda --set precision=fp32 --set compile_losses=never --output "$DIR/cluster_screen.md"
+    if [ -n "${SPEED_CLUSTERS-10000}" ]; then  # SPEED_CLUSTERS= skips the step timing
+      $PY bench/cluster_speed.py --steps 20 --warmup 3 --clusters ${SPEED_CLUSTERS-10000}
+    fi
+  fi
+} 2>&1 | tee "$DIR/gpu_cluster_quality.log"
