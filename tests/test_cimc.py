@@ -55,6 +55,14 @@ def test_trainer_separates_blobs(losses):
         assert "supcon" in result.history[-1] and "no_pos" in result.history[-1]
 
 
+def test_a_supcon_gate_that_never_opens_is_reported(caplog):
+    X, _ = blobs(n_per=20, n_clusters=4, dim=8)
+    with caplog.at_level("WARNING", logger="cimc.cluster.trainer"):
+        result = train_cimc(X, 4, tiny(epochs=3, min_steps=0, supcon_start_entropy=0.0, supcon_warmup=0.0))
+    assert "supcon" not in result.history[-1]  # H(Y|X) < 0 never holds
+    assert "SupCon never started" in caplog.text
+
+
 def test_same_seed_same_labels_other_seed_other_init():
     X, _ = blobs(n_per=20, n_clusters=4, dim=8)
     cfg = tiny(epochs=3, min_steps=0)

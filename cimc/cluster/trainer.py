@@ -203,6 +203,10 @@ class Trainer:
                                                or self.epoch == self.schedule.epochs):
                 self._save_checkpoint()
         labels = self.predict()
+        if any(name == "supcon" for name, _, _ in self.terms) and self.supcon_began is None:
+            logger.warning("SupCon never started: H(Y|X) stayed above %.3g (supcon_start_entropy %g x log C), so "
+                           "this run was IMSAT + the other terms; lower supcon_start_entropy or train longer",
+                           self.settled_entropy, self.config.supcon_start_entropy)
         if self.config.checkpoint_dir:
             history = checkpoint_path(self.config).with_name("history.json")
             write_text_atomic(history, json.dumps(self.history, indent=1, default=float) + "\n")
