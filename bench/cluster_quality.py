@@ -11,8 +11,9 @@ Prints one Markdown table (mean ± std over ``--seeds`` seeds) and writes it to 
     OMP_NUM_THREADS=1 python bench/cluster_quality.py --seeds 5
     OMP_NUM_THREADS=1 python bench/cluster_quality.py --seeds 2 --methods cimc,imsat,kmeans --set hidden_dim=256
 
-``--variants FILE.yaml`` screens config changes instead: a list of ``{name, method, set: {field: value}}``
-(bench/sweeps/ holds the ones run so far). ``--jobs N`` runs N fits at a time in worker processes (on a
+``--variants FILE.yaml`` screens config changes instead: a list of ``{name, method, set: {field: value},
+data: [...]}`` (``data``, optional: only the sets whose label holds one of these strings, e.g. "N=2000";
+bench/sweeps/ holds the lists run so far). ``--jobs N`` runs N fits at a time in worker processes (on a
 GPU machine, many small fits share the card), seed by seed, and ``--time-budget S`` stops starting new
 fits after S seconds, so a sweep on a lent GPU ends on time with every variant at the same seed count.
 """
@@ -144,24 +145,23 @@ def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads:
             if out_of_time():
                 break
             record(d, v, seed, _fit_and_score(v, *sets[d], seed))
-        return results
-    pool = cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=_init_worker, initargs=(threads,))
-    pending: dict = {}
-    queue = iter(tasks)
-    with pool:
-        while True:
-            while len(pending) < 2 * jobs and not out_of_time():
-                task = next(queue, None)
-                if task is None:
+    else:
+        pending: dict = {}
+        queue = iter(tasks)
+        with cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_init_worker, initargs=(threads,)) as pool:
+            while True:
+                while len(pending) < 2 * jobs and not out_of_time():
+                    task = next(queue, None)
+                    if task is None:
+                        break
+                    d, v, seed = task
+                    pending[pool.submit(_fit_and_score, v, *sets[d], seed)] = task
+                if not pending:
                     break
-                d, v, seed = task
-                pending[pool.submit(_fit_and_score, v, *sets[d], seed)] = task
-            if not pending:
-                break
-            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-            for future in done:
-                record(*pending.pop(future), future.result())
+                done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    record(*pending.pop(future), future.result())
     skipped = len(tasks) - sum(len(r) for r in results.values())
     if skipped:
         print(f"time budget reached: {skipped} of {len(tasks)} fits not run", flush=True)
@@ -181,7 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--methods", default=DEFAULT_METHODS)
-    parser.add_argument("--variants", type=Path, help="YAML list of {name, method, set} rows (replaces --methods)")
+    parser.add_argument("--variants", type=Path, help="YAML list of {name, method, set, data} rows (replaces --methods)")
     parser.add_argument("--ivectors", action="append", default=[],
                         help="vectors file (.npy + .ids) of a mini_synth training set (repeatable)")
     parser.add_argument("--utt2spk", action="append", default=[],
