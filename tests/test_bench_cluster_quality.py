@@ -1,0 +1,51 @@
+"""bench/cluster_quality.py's screening machinery: variant files, the data filter, the time budget."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "cluster_quality.py"
+
+
+@pytest.fixture(scope="module")
+def cq():
+    spec = importlib.util.spec_from_file_location("cluster_quality", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def small_set(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    X, y = make_blobs(n, centers=3, n_features=4, random_state=seed)
+    return X.astype(np.float32), y
+
+
+def test_load_variants_reads_rows_and_rejects_a_row_without_method(cq, tmp_path):
+    good = tmp_path / "v.yaml"
+    good.write_text("- {name: a, method: kmeans, set: {lr: 0.1}, data: N=30}\n- {method: gmm}\n")
+    a, b = cq.load_variants(good)
+    assert (a.name, a.method, a.overrides, a.data) == ("a", "kmeans", (("lr", 0.1),), ("N=30",))
+    assert (b.name, b.data) == ("gmm", ())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- {name: x}\n")
+    with pytest.raises(ValueError, match="entry 0 needs at least a 'method'"):
+        cq.load_variants(bad)
+
+
+def test_run_all_keeps_the_data_filter_and_stops_at_the_budget(cq, capsys):
+    sets = {"one (N=30, C=3)": small_set(30, 0), "two (N=60, C=3)": small_set(60, 1)}
+    variants = [cq.Variant("km", "kmeans"), cq.Variant("km60", "kmeans", data=("N=60",))]
+    results = cq.run_all(sets, variants, seeds=2, jobs=1, threads=1, time_budget=None)
+    assert sorted(results) == [("one (N=30, C=3)", "km"), ("two (N=60, C=3)", "km"), ("two (N=60, C=3)", "km60")]
+    assert all(len(runs) == 2 for runs in results.values())
+    y = sets["two (N=60, C=3)"][1]
+    assert results[("two (N=60, C=3)", "km")][0]["acc"] == pytest.approx(cq.score(y, y)["acc"])  # blobs: exact
+    nothing = cq.run_all(sets, variants, seeds=2, jobs=1, threads=1, time_budget=-1.0)
+    assert all(runs == [] for runs in nothing.values())
+    assert "time budget reached: 6 of 6 fits not run" in capsys.readouterr().out
