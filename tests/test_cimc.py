@@ -10,7 +10,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import normalized_mutual_info_score
 
 from cimc.cluster.base import make_clusterer
-from cimc.cluster.cimc import CimcConfig, ImsatConfig, make_schedule, train_cimc
+from cimc.cluster.cimc import CimcConfig, ImsatConfig, build_mlp, make_schedule, train_cimc
 
 torch.set_num_threads(1)
 
@@ -95,6 +95,26 @@ def test_checkpoint_of_another_problem_is_refused(tmp_path):
         train_cimc(X, 5, tiny(epochs=2, min_steps=0, checkpoint_dir=str(tmp_path)))
 
 
+def test_hidden_init_scale_sets_weight_std_but_not_the_batchnorm_forward():
+    torch.manual_seed(0)
+    model = build_mlp(400, 1200, 50, output_init_scale=1e-4, hidden_init_scale=1.5)
+    for layer, fan_in in ((model[0], 400), (model[3], 1200)):
+        assert float(layer.weight.detach().std()) == pytest.approx(1.5 / fan_in ** 0.5, rel=0.01)
+        assert float(layer.bias.detach().abs().max()) == 0.0
+    assert float(model[6].weight.detach().std()) == pytest.approx(1e-4, rel=0.01)
+    # PyTorch's own init (scale 0): uniform within +-1/sqrt(fan_in)
+    default = build_mlp(400, 64, 5, hidden_init_scale=0.0)
+    assert float(default[0].weight.detach().abs().max()) <= 1 / 400 ** 0.5
+    # The same draws at another scale give the same train-mode outputs: BatchNorm removes the scale,
+    # which only changes how fast the optimiser moves the hidden layers.
+    x = torch.randn(32, 400)
+    outputs = []
+    for scale in (0.5, 3.0):
+        torch.manual_seed(1)
+        outputs.append(build_mlp(400, 64, 5, output_init_scale=1.0, hidden_init_scale=scale)(x))
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-3, atol=1e-4)
+
+
 def test_schedule_keeps_paper_numbers_at_voxceleb_size_and_adds_steps_on_small_sets():
     cfg = CimcConfig()
     big = make_schedule(1_092_009, cfg)
@@ -160,3 +180,14 @@ def test_loss_kernels_follow_compile_losses():
     assert loss_kernels(CimcConfig(compile_losses="always"), "cpu") is L.compiled_kernels()
     with pytest.raises(ValueError, match="compile_losses 'yes'"):
         loss_kernels(CimcConfig(compile_losses="yes"), "cpu")
+
+
+@pytest.mark.parametrize("recipe", ["voxceleb", "mini_synth"])
+def test_recipe_cimc_yaml_is_the_library_default(recipe):
+    """egs/*/conf/cimc.yaml documents the defaults; it must not drift from CimcConfig."""
+    from pathlib import Path
+
+    from cimc.config import load_config
+
+    path = Path(__file__).resolve().parents[1] / "egs" / recipe / "conf" / "cimc.yaml"
+    assert load_config(CimcConfig, path) == CimcConfig()

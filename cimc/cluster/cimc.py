@@ -37,6 +37,7 @@ class CimcConfig:
     losses: tuple[str, ...] = ("imsat", "supcon", "mixup")  # names from cimc.cluster.losses
     hidden_dim: int = 1200  # S; IMSAT code's width (the paper's "20,800" is ambiguous)
     output_init_scale: float = 1e-4  # output-layer weight scale: near-uniform first predictions
+    hidden_init_scale: float = 0.0  # hidden weights N(0, scale^2 / fan_in); 0 = PyTorch default (see conf)
     # IMSAT
     lam: float = 0.5  # lambda
     mu: float = 3.5  # weight of H(Y) inside the MI term
@@ -100,8 +101,15 @@ class TrainResult:
     model: object
 
 
-def build_mlp(in_dim: int, hidden_dim: int, n_clusters: int, output_init_scale: float = 1e-4):
-    """The d-S-S-C network: (B, d) -> (B, C) logits."""
+def build_mlp(in_dim: int, hidden_dim: int, n_clusters: int, output_init_scale: float = 1e-4,
+              hidden_init_scale: float = 0.0):
+    """The d-S-S-C network: (B, d) -> (B, C) logits.
+
+    Hidden weights ~ N(0, hidden_init_scale^2 / fan_in), biases 0 (IMSAT's code: scale 0.1; 0 here keeps
+    PyTorch's default uniform init, std ~0.58 / sqrt(fan_in)). As BatchNorm follows each hidden layer, the
+    scale sets how fast Adam moves those layers relative to the output layer: a larger scale, slower
+    feature learning. Output weights ~ N(0, output_init_scale^2): near-uniform first predictions.
+    """
     from torch import nn
 
     model = nn.Sequential(
@@ -109,6 +117,10 @@ def build_mlp(in_dim: int, hidden_dim: int, n_clusters: int, output_init_scale: 
         nn.Linear(hidden_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(),
         nn.Linear(hidden_dim, n_clusters),
     )
+    if hidden_init_scale > 0:
+        for layer in (model[0], model[3]):
+            nn.init.normal_(layer.weight, std=hidden_init_scale / math.sqrt(layer.in_features))
+            nn.init.zeros_(layer.bias)
     out = model[-1]
     nn.init.normal_(out.weight, std=output_init_scale)
     nn.init.zeros_(out.bias)

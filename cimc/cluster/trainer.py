@@ -73,7 +73,8 @@ class Trainer:
             self.supcon_began = 0  # no warm-up, no entropy condition (H(Y|X) <= log C): on from step 0
         self.settled_entropy = config.supcon_start_entropy * math.log(n_clusters)
         self.eps = self._radii(X) if "vat" in [name for name, _, _ in self.terms] else None
-        self.model = build_mlp(X.shape[1], config.hidden_dim, n_clusters, config.output_init_scale).to(self.device)
+        self.model = build_mlp(X.shape[1], config.hidden_dim, n_clusters, config.output_init_scale,
+                               config.hidden_init_scale).to(self.device)
         self.optimizer = make_optimizer(self.model, config)
         self.step, self.epoch, self.history = 0, 0, []
         logger.info("CIMC: N=%d D=%d C=%d losses=%s batch=%d steps/epoch=%d epochs=%d device=%s",
