@@ -115,6 +115,12 @@ def test_hidden_init_scale_sets_weight_std_but_not_the_batchnorm_forward():
     torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("field, value", [("hidden_init_scale", -0.1), ("output_init_scale", 0.0)])
+def test_init_scales_out_of_range_are_rejected_by_name(field, value):
+    with pytest.raises(ValueError, match=field):
+        train_cimc(np.random.default_rng(0).normal(size=(40, 4)), 2, tiny(**{field: value}))
+
+
 def test_schedule_keeps_paper_numbers_at_voxceleb_size_and_adds_steps_on_small_sets():
     cfg = CimcConfig()
     big = make_schedule(1_092_009, cfg)

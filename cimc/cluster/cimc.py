@@ -112,6 +112,9 @@ def build_mlp(in_dim: int, hidden_dim: int, n_clusters: int, output_init_scale: 
     """
     from torch import nn
 
+    if hidden_init_scale < 0 or output_init_scale <= 0:
+        raise ValueError(f"hidden_init_scale must be >= 0 (0 = PyTorch's init) and output_init_scale > 0, "
+                         f"got {hidden_init_scale} and {output_init_scale}")
     model = nn.Sequential(
         nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(),
         nn.Linear(hidden_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(),
