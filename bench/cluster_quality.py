@@ -11,6 +11,10 @@ Prints one Markdown table (mean ± std over ``--seeds`` seeds) and writes it to 
     OMP_NUM_THREADS=1 python bench/cluster_quality.py --seeds 5
     OMP_NUM_THREADS=1 python bench/cluster_quality.py --seeds 2 --methods cimc,imsat,kmeans --set hidden_dim=256
 
+``--unbalanced 8,50`` adds, for each i-vector set, a copy cut to 8..50 utterances per speaker (log-uniform
+sizes, seeded): VoxCeleb2's speakers, and a recording's in diarization, are far from the balanced
+mini_synth sets.
+
 ``--variants FILE.yaml`` screens config changes instead: a list of ``{name, method, set: {field: value},
 data: [...]}`` (``data``, optional: only the sets whose label holds one of these strings, e.g. "N=2000";
 bench/sweeps/ holds the lists run so far). ``--jobs N`` runs N fits at a time in worker processes (on a
@@ -44,6 +48,26 @@ def load_ivector_set(vectors: str, utt2spk: str) -> tuple[np.ndarray, np.ndarray
 
     ids, X = load_vectors(vectors)
     return X.astype(np.float32), reference_for(ids, utt2spk)
+
+
+def unbalanced_subset(labels: np.ndarray, smallest: int, largest: int, seed: int = 0) -> np.ndarray:
+    """Indices keeping a log-uniform number of items per class, from ``smallest`` to ``largest``.
+
+    The S classes get the sizes round(smallest * (largest / smallest) ** (k / (S - 1))), k = 0..S-1, in a
+    seeded random order; each keeps its first items in input order (all of them if it has fewer). A
+    stand-in for VoxCeleb2's and diarization's unbalanced speakers on the balanced mini_synth sets.
+
+    :param labels: (N,) class of each item.
+    :return: (M,) sorted indices into ``labels``.
+    """
+    if not 1 <= smallest <= largest:
+        raise ValueError(f"unbalanced sizes need 1 <= smallest <= largest, got {smallest} and {largest}")
+    classes = np.unique(labels)
+    steps = np.arange(len(classes)) / max(len(classes) - 1, 1)
+    sizes = np.rint(smallest * (largest / smallest) ** steps).astype(int)
+    sizes = sizes[np.random.default_rng(seed).permutation(len(classes))]
+    keep = [np.flatnonzero(labels == c)[:n] for c, n in zip(classes, sizes)]
+    return np.sort(np.concatenate(keep))
 
 
 def score(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -186,6 +210,8 @@ def main() -> None:
                         help="vectors file (.npy + .ids) of a mini_synth training set (repeatable)")
     parser.add_argument("--utt2spk", action="append", default=[],
                         help="utt2spk giving the true speaker of each i-vector (one per --ivectors)")
+    parser.add_argument("--unbalanced", metavar="MIN,MAX",
+                        help="also run each i-vector set cut to MIN..MAX utterances per speaker (log-uniform sizes)")
     parser.add_argument("--no-digits", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a CIMC/IMSAT config field in every row (e.g. hidden_dim=256 for a quick look)")
@@ -207,7 +233,13 @@ def main() -> None:
     if len(args.ivectors) != len(args.utt2spk):
         parser.error("give one --utt2spk for each --ivectors")
     named = [] if args.no_digits else [("digits", load_digits_set())]
-    named += [("mini_synth i-vectors", load_ivector_set(v, u)) for v, u in zip(args.ivectors, args.utt2spk)]
+    ivector_sets = [load_ivector_set(v, u) for v, u in zip(args.ivectors, args.utt2spk)]
+    named += [("mini_synth i-vectors", xy) for xy in ivector_sets]
+    if args.unbalanced:
+        smallest, largest = (int(n) for n in args.unbalanced.split(","))
+        for X, y in ivector_sets:
+            keep = unbalanced_subset(y, smallest, largest)
+            named.append((f"mini_synth i-vectors, {smallest}-{largest} per speaker", (X[keep], y[keep])))
     sets = {f"{name} (N={len(y)}, C={len(np.unique(y))})": (X, y) for name, (X, y) in named}
     results = run_all(sets, variants, args.seeds, args.jobs, args.threads, args.time_budget)
     rows = []

@@ -49,3 +49,16 @@ def test_run_all_keeps_the_data_filter_and_stops_at_the_budget(cq, capsys):
     nothing = cq.run_all(sets, variants, seeds=2, jobs=1, threads=1, time_budget=-1.0)
     assert all(runs == [] for runs in nothing.values())
     assert "time budget reached: 6 of 6 fits not run" in capsys.readouterr().out
+
+
+def test_unbalanced_subset_gives_log_uniform_sizes_and_keeps_each_class_first_items(cq):
+    labels = np.repeat([5, 7, 9], 10)[np.random.default_rng(1).permutation(30)]
+    keep = cq.unbalanced_subset(labels, 2, 8, seed=3)
+    # sizes 2 * 4 ** (k / 2) for k = 0, 1, 2: 2, 4, 8, dealt to the classes in a seeded order
+    order = np.random.default_rng(3).permutation(3)
+    expected = {c: np.flatnonzero(labels == c)[:n] for c, n in zip([5, 7, 9], np.array([2, 4, 8])[order])}
+    assert keep.tolist() == sorted(np.concatenate(list(expected.values())).tolist())
+    assert sorted(np.bincount(labels[keep])[[5, 7, 9]].tolist()) == [2, 4, 8]
+    assert len(cq.unbalanced_subset(labels, 20, 40)) == 30  # classes shorter than their size keep all
+    with pytest.raises(ValueError, match="smallest <= largest"):
+        cq.unbalanced_subset(labels, 9, 3)
