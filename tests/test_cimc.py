@@ -115,8 +115,13 @@ def test_hidden_init_scale_sets_weight_std_but_not_the_batchnorm_forward():
     torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-3, atol=1e-4)
 
 
-@pytest.mark.parametrize("field, value", [("hidden_init_scale", -0.1), ("output_init_scale", 0.0)])
-def test_init_scales_out_of_range_are_rejected_by_name(field, value):
+@pytest.mark.parametrize("field, value", [("hidden_init_scale", -0.1), ("output_init_scale", 0.0),
+                                          ("optimizer", "lbfgs")])
+def test_bad_model_settings_are_rejected_by_name_before_the_knn_radii(field, value, monkeypatch):
+    def no_knn(*args, **kwargs):
+        raise AssertionError("k-NN radii computed before the config was checked")
+
+    monkeypatch.setattr("cimc.cluster.trainer.kth_neighbor_distance", no_knn)
     with pytest.raises(ValueError, match=field):
         train_cimc(np.random.default_rng(0).normal(size=(40, 4)), 2, tiny(**{field: value}))
 

@@ -72,10 +72,11 @@ class Trainer:
         if self.supcon_start == 0 and config.supcon_start_entropy >= 1.0:
             self.supcon_began = 0  # no warm-up, no entropy condition (H(Y|X) <= log C): on from step 0
         self.settled_entropy = config.supcon_start_entropy * math.log(n_clusters)
-        self.eps = self._radii(X) if "vat" in [name for name, _, _ in self.terms] else None
+        # Model and optimiser before the k-NN radii: their config errors surface before minutes of k-NN at 1M.
         self.model = build_mlp(X.shape[1], config.hidden_dim, n_clusters, config.output_init_scale,
                                config.hidden_init_scale).to(self.device)
         self.optimizer = make_optimizer(self.model, config)
+        self.eps = self._radii(X) if "vat" in [name for name, _, _ in self.terms] else None
         self.step, self.epoch, self.history = 0, 0, []
         logger.info("CIMC: N=%d D=%d C=%d losses=%s batch=%d steps/epoch=%d epochs=%d device=%s",
                     len(X), X.shape[1], n_clusters, [n for n, _, _ in self.terms], self.schedule.batch_size,
