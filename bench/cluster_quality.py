@@ -70,6 +70,14 @@ def unbalanced_subset(labels: np.ndarray, smallest: int, largest: int, seed: int
     return np.sort(np.concatenate(keep))
 
 
+def size_range(text: str) -> tuple[int, int]:
+    """``--unbalanced`` value "MIN,MAX" -> (MIN, MAX)."""
+    parts = text.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX utterances per speaker (e.g. 8,50), got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 def score(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     from cimc.metrics.clustering import cluster_accuracy, contingency_table, information_scores
 
@@ -210,7 +218,7 @@ def main() -> None:
                         help="vectors file (.npy + .ids) of a mini_synth training set (repeatable)")
     parser.add_argument("--utt2spk", action="append", default=[],
                         help="utt2spk giving the true speaker of each i-vector (one per --ivectors)")
-    parser.add_argument("--unbalanced", metavar="MIN,MAX",
+    parser.add_argument("--unbalanced", metavar="MIN,MAX", type=size_range,
                         help="also run each i-vector set cut to MIN..MAX utterances per speaker (log-uniform sizes)")
     parser.add_argument("--no-digits", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -236,7 +244,7 @@ def main() -> None:
     ivector_sets = [load_ivector_set(v, u) for v, u in zip(args.ivectors, args.utt2spk)]
     named += [("mini_synth i-vectors", xy) for xy in ivector_sets]
     if args.unbalanced:
-        smallest, largest = (int(n) for n in args.unbalanced.split(","))
+        smallest, largest = args.unbalanced
         for X, y in ivector_sets:
             keep = unbalanced_subset(y, smallest, largest)
             named.append((f"mini_synth i-vectors, {smallest}-{largest} per speaker", (X[keep], y[keep])))

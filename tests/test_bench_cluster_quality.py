@@ -62,3 +62,12 @@ def test_unbalanced_subset_gives_log_uniform_sizes_and_keeps_each_class_first_it
     assert len(cq.unbalanced_subset(labels, 20, 40)) == 30  # classes shorter than their size keep all
     with pytest.raises(ValueError, match="smallest <= largest"):
         cq.unbalanced_subset(labels, 9, 3)
+
+
+def test_unbalanced_flag_reads_min_max_and_names_a_bad_value(cq):
+    import argparse
+
+    assert cq.size_range("8,50") == (8, 50)
+    for bad in ("8", "8,50,9", "a,b"):
+        with pytest.raises(argparse.ArgumentTypeError, match="MIN,MAX"):
+            cq.size_range(bad)
