@@ -20,6 +20,10 @@ data: [...]}`` (``data``, optional: only the sets whose label holds one of these
 bench/sweeps/ holds the lists run so far). ``--jobs N`` runs N fits at a time in worker processes (on a
 GPU machine, many small fits share the card), seed by seed, and ``--time-budget S`` stops starting new
 fits after S seconds, so a sweep on a lent GPU ends on time with every variant at the same seed count.
+
+After the table comes the issue's bar, ``--bar "cimc>=imsat>kmeans"`` (a chain of row names): for each data
+set, each link's seed-by-seed difference in ACC and NMI, mean ± standard error, with "holds" or "fails" and,
+where the mean is within two standard errors of zero, "(within noise)".
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_METHODS = "cimc,imsat,imsat-mixup,kmeans,ahc,spectral,gmm"
+DEFAULT_BAR = "cimc>=imsat>kmeans"  # issue 4: CIMC >= IMSAT > k-means on ACC and NMI
 NEURAL = {"cimc", "imsat", "imsat-mixup"}
 
 
@@ -147,7 +152,7 @@ def _init_worker(threads: int) -> None:
 
 def _fit_and_score(variant: Variant, X: np.ndarray, y: np.ndarray, seed: int) -> dict:
     labels, took = run_method(variant.method, X, len(np.unique(y)), seed, variant.overrides)
-    return {**score(y, labels), "used": len(np.unique(labels)), "seconds": took}
+    return {**score(y, labels), "used": len(np.unique(labels)), "seconds": took, "seed": seed}
 
 
 def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads: int,
@@ -209,6 +214,42 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def bar_chain(text: str) -> list[tuple[str, str, str]]:
+    """"a>=b>c" -> [("a", ">=", "b"), ("b", ">", "c")]: the links of a chain of row names."""
+    import re
+
+    parts = [part.strip() for part in re.split(r"(>=|>)", text)]
+    names, relations = parts[::2], parts[1::2]
+    if len(names) < 2 or not all(names):
+        raise argparse.ArgumentTypeError(f"--bar {text!r}: give row names joined by >= or >, e.g. {DEFAULT_BAR}")
+    return [(names[i], relations[i], names[i + 1]) for i in range(len(relations))]
+
+
+def bar_check(results: dict[tuple[str, str], list[dict]], chain: list[tuple[str, str, str]]) -> str:
+    """One Markdown row per (data set, link): the paired (same seed) difference left - right in ACC and NMI.
+
+    A link holds when the mean difference is >= 0 (">=") or > 0 (">"); "(within noise)" marks a mean within
+    two standard errors (std over seeds, ddof 1, / sqrt(seeds)) of zero. Links whose rows did not run are left out.
+    """
+    lines = ["| data | comparison | seeds | ACC difference | NMI difference |", "| --- | --- | --- | --- | --- |"]
+    for data in dict.fromkeys(d for d, _ in results):
+        for left, relation, right in chain:
+            runs = {name: {r["seed"]: r for r in results.get((data, name), [])} for name in (left, right)}
+            seeds = sorted(runs[left].keys() & runs[right].keys())
+            if not seeds:
+                continue
+            cells = []
+            for metric in ("acc", "nmi"):
+                diff = np.array([runs[left][s][metric] - runs[right][s][metric] for s in seeds])
+                mean = diff.mean()
+                stderr = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+                holds = mean >= 0 if relation == ">=" else mean > 0
+                noise = " (within noise)" if not abs(mean) > 2 * stderr else ""
+                cells.append(f"{mean:+.3f} ± {stderr:.3f} {'holds' if holds else 'fails'}{noise}")
+            lines.append(f"| {data} | {left} {relation} {right} | {len(seeds)} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
@@ -226,6 +267,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per fit")
     parser.add_argument("--jobs", type=int, default=1, help="fits at a time (worker processes)")
     parser.add_argument("--time-budget", type=float, help="seconds after which no new fit starts")
+    parser.add_argument("--bar", type=bar_chain, default=DEFAULT_BAR,
+                        help=f"chain of row names to check seed by seed (default {DEFAULT_BAR!r})")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -259,6 +302,9 @@ def main() -> None:
                      "used": float(np.mean([r["used"] for r in runs])),
                      "seconds": float(np.mean([r["seconds"] for r in runs]))})
     text = table(rows)
+    bar = bar_check(results, args.bar)
+    if bar:
+        text += "\n\nThe bar, seed by seed (mean ± standard error):\n\n" + bar
     print(text)
     if args.output:
         args.output.write_text(text + "\n")

@@ -71,3 +71,32 @@ def test_unbalanced_flag_reads_min_max_and_names_a_bad_value(cq):
     for bad in ("8", "8,50,9", "a,b"):
         with pytest.raises(argparse.ArgumentTypeError, match="MIN,MAX"):
             cq.size_range(bad)
+
+
+def test_bar_check_pairs_seeds_and_says_whether_each_link_holds(cq):
+    import argparse
+
+    assert cq.bar_chain("a>=b s1.5 > c") == [("a", ">=", "b s1.5"), ("b s1.5", ">", "c")]
+    for bad in ("a", "a>", ">=b"):
+        with pytest.raises(argparse.ArgumentTypeError, match="row names joined by >= or >"):
+            cq.bar_chain(bad)
+
+    def runs(accs, nmis, seeds):
+        return [{"acc": a, "nmi": n, "seed": s} for a, n, s in zip(accs, nmis, seeds)]
+
+    # b's seed 2 has no partner in c and is left out; seeds arrive out of order (parallel fits)
+    results = {("set (N=9, C=3)", "a"): runs([0.9, 0.8, 0.7], [0.5, 0.5, 0.5], [0, 1, 2]),
+               ("set (N=9, C=3)", "b"): runs([0.5, 0.6, 0.7], [0.6, 0.4, 0.5], [2, 0, 1]),
+               ("set (N=9, C=3)", "c"): runs([0.7, 0.5], [0.5, 0.3], [1, 0])}
+    text = cq.bar_check(results, cq.bar_chain("a>=b>c"))
+    rows = text.splitlines()[2:]
+    # a - b on seeds 0, 1, 2: ACC 0.3, 0.1, 0.2 (mean 0.2, std 0.1, s.e. 0.1 / sqrt 3 = 0.058)
+    #                         NMI -0.1, 0.1, 0.0 (mean 0, s.e. 0.058: holds for >=, within noise)
+    assert rows[0] == ("| set (N=9, C=3) | a >= b | 3 | +0.200 ± 0.058 holds | "
+                       "+0.000 ± 0.058 holds (within noise) |")
+    # b - c on seeds 0, 1: ACC 0.6 - 0.5, 0.7 - 0.7 = 0.1, 0.0; NMI 0.4 - 0.3, 0.5 - 0.5 = 0.1, 0.0
+    assert rows[1] == ("| set (N=9, C=3) | b > c | 2 | +0.050 ± 0.050 holds (within noise) | "
+                       "+0.050 ± 0.050 holds (within noise) |")
+    assert cq.bar_check(results, cq.bar_chain("b>a")).splitlines()[2].startswith(
+        "| set (N=9, C=3) | b > a | 3 | -0.200 ± 0.058 fails |")  # beyond two standard errors: no "noise" mark
+    assert cq.bar_check(results, cq.bar_chain("c>d")) == ""  # no row named d: nothing to check
