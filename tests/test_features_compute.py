@@ -56,8 +56,16 @@ def test_compute_features_stores_feats_vad_and_config(cuts_file, tmp_path):
 
 
 def test_parallel_jobs_give_the_same_cuts(cuts_file, tmp_path):
+    import torch
+
     serial = compute_features(cuts_file, CONFIG, tmp_path / "a", "x", num_jobs=1)
-    parallel = compute_features(cuts_file, CONFIG, tmp_path / "b", "x", num_jobs=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        parallel = compute_features(cuts_file, CONFIG, tmp_path / "b", "x", num_jobs=2)
+        assert torch.get_num_threads() == 2  # the jobs' one thread is not left behind for the caller
+    finally:
+        torch.set_num_threads(threads)
     assert list(serial.ids) == list(parallel.ids)
     for a, b in zip(serial, parallel):
         np.testing.assert_array_equal(a.load_features(), b.load_features())

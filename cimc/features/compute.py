@@ -99,14 +99,18 @@ def compute_features(
         shutil.rmtree(storage)
     storage.mkdir()
     num_jobs = min(num_jobs, len(cuts))
-    if num_jobs > 1:
-        torch.set_num_threads(1)  # Lhotse warns that threads x processes can hang
     extractor = make_extractor(config.extractor_config)
     logger.info("%s: %s features for %d cuts with %d job(s) -> %s", name, extractor.name, len(cuts), num_jobs, storage)
     storage_path = storage / "feats-0" if num_jobs == 1 else storage
-    with_feats = cuts.compute_and_store_features(
-        extractor, storage_path=storage_path, num_jobs=num_jobs, storage_type=LilcomChunkyWriter
-    )
+    threads = torch.get_num_threads()
+    if num_jobs > 1:
+        torch.set_num_threads(1)  # Lhotse warns that threads x processes can hang
+    try:
+        with_feats = cuts.compute_and_store_features(
+            extractor, storage_path=storage_path, num_jobs=num_jobs, storage_type=LilcomChunkyWriter
+        )
+    finally:
+        torch.set_num_threads(threads)  # an in-process caller's later torch work keeps its threads
     input_ids = list(cuts.ids)
     with_feats = with_feats.to_eager()
     done_ids = set(with_feats.ids)
