@@ -117,7 +117,9 @@ def test_extract_in_process_matches_runpl_jobs_and_lists_short(trained):
     # Two jobs through utils/run.pl (subprocesses) give the same vectors in the same order.
     jobs_ids, jobs_vectors = extract_ivectors(paths["test"], exp, "test2", num_jobs=2, cmd=str(REPO / "utils" / "run.pl"))
     assert jobs_ids == ids
-    np.testing.assert_allclose(jobs_vectors, vectors, atol=1e-5)
+    # Equal up to float32 rounding: the products before the float64 solve round differently with another
+    # thread count or split into batches (measured: 1e-4 and 2e-4 at values up to 55 on an AMD EPYC).
+    np.testing.assert_allclose(jobs_vectors, vectors, rtol=1e-3, atol=1e-3)
     assert (exp / "log" / "extract_test2.2.log").is_file()
     # The same vectors in every output form.
     np.testing.assert_allclose(load_vectors(exp / "ivectors_test.scp")[1], vectors, atol=1e-6)
