@@ -267,8 +267,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per fit")
     parser.add_argument("--jobs", type=int, default=1, help="fits at a time (worker processes)")
     parser.add_argument("--time-budget", type=float, help="seconds after which no new fit starts")
-    parser.add_argument("--bar", type=bar_chain, default=DEFAULT_BAR,
-                        help=f"chain of row names to check seed by seed (default {DEFAULT_BAR!r})")
+    parser.add_argument("--bar", type=bar_chain, action="append",
+                        help=f"chain of row names to check seed by seed; repeat for several (default {DEFAULT_BAR!r})")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -302,7 +302,7 @@ def main() -> None:
                      "used": float(np.mean([r["used"] for r in runs])),
                      "seconds": float(np.mean([r["seconds"] for r in runs]))})
     text = table(rows)
-    bar = bar_check(results, args.bar)
+    bar = bar_check(results, [link for chain in args.bar or [bar_chain(DEFAULT_BAR)] for link in chain])
     if bar:
         text += "\n\nThe bar, seed by seed (mean ± standard error):\n\n" + bar
     print(text)

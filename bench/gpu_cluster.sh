@@ -8,6 +8,7 @@
 #   bash bench/gpu_cluster.sh              # full size (GPU machine), ~6 min
 #   SIZE=tiny bash bench/gpu_cluster.sh    # seconds on a CPU, to check the script works
 #   CLUSTERS=5000 STEPS=10 bash bench/gpu_cluster.sh   # shorter step table (each new C compiles the loss math again)
+#   CLUSTERS= bash bench/gpu_cluster.sh                 # the whole run alone, ~5 min
 # Writes the whole output to $OUT/gpu_cluster.log when OUT is set (the device tool's output folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,9 @@ LOG=${OUT:-/tmp}/gpu_cluster.log
     $PY bench/cluster_speed.py --full-run --num-items 3000 --dim 40 --hidden 64 --batch 512 --speakers 60 \
       --clusters 50 --epochs 3 --min-steps 0
   else
-    $PY bench/cluster_speed.py --steps "${STEPS:-20}" --warmup 3 --clusters ${CLUSTERS:-5000 10000}
+    if [ -n "${CLUSTERS-5000 10000}" ]; then  # CLUSTERS= skips the step table
+      $PY bench/cluster_speed.py --steps "${STEPS:-20}" --warmup 3 --clusters ${CLUSTERS-5000 10000}
+    fi
     $PY bench/cluster_speed.py --full-run
   fi
 } 2>&1 | tee "$LOG"

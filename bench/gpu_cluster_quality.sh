@@ -6,7 +6,8 @@
 #   SIZE=tiny bash bench/gpu_cluster_quality.sh        # a minute on a CPU, to check the script works
 # SETS: folders each holding a mini_synth training set's ivectors_train.npy/.ids and utt2spk (default
 # .sweep/*/, carried to the GPU machine); VARIANTS: the rows (default bench/sweeps/cimc_screen.yaml);
-# UNBALANCED=MIN,MAX adds each set cut to MIN..MAX utterances per speaker. The mixup screen still to run:
+# UNBALANCED=MIN,MAX adds each set cut to MIN..MAX utterances per speaker; BAR: chains of row names to check
+# seed by seed, separated by ';' (default cimc>=imsat>kmeans). The mixup screen still to run:
 #   SETS=.sweep/ms50/ UNBALANCED=8,50 VARIANTS=bench/sweeps/cimc_mixup.yaml bash bench/gpu_cluster_quality.sh
 # Output in $OUT (or /tmp).
 set -euo pipefail
@@ -17,6 +18,8 @@ DIR=${OUT:-/tmp}
 DATA=()
 for dir in ${SETS:-.sweep/*/}; do DATA+=(--ivectors "$dir/ivectors_train.npy" --utt2spk "$dir/utt2spk"); done
 if [ -n "${UNBALANCED:-}" ]; then DATA+=(--unbalanced "$UNBALANCED"); fi
+IFS=';' read -ra CHAINS <<<"${BAR:-cimc>=imsat>kmeans}"
+for chain in "${CHAINS[@]}"; do DATA+=(--bar "$chain"); done
 VARIANTS=${VARIANTS:-bench/sweeps/cimc_screen.yaml}
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no GPU visible: running on CPU"
