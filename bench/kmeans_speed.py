@@ -71,7 +71,7 @@ def main() -> None:
 
     # scikit-learn starts from given centres: its k-means++ at K 5,000 alone takes minutes (20k points:
     # 100 s on 2 cores), and the ratio is about the Lloyd iterations.
-    n_sk = len(X) if args.sklearn_items in (0, None) else min(args.sklearn_items, len(X))
+    n_sk = len(X) if args.sklearn_items in (0, None) else min(max(args.sklearn_items, args.num_clusters), len(X))
     X_sk = X[:n_sk]
     start = time.perf_counter()
     model = KMeans(args.num_clusters, init=X_sk[:args.num_clusters], n_init=1, max_iter=args.iters, tol=0.0,
