@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check of the torch Lloyd k-means (cimc.cluster.lloyd) at the paper's size: 1,092,009 x 400
 # i-vectors into 5,000 clusters, against scikit-learn on the machine's CPU cores (50k-point sample,
-# scaled; from given centres). Expected on one H100-class GPU: well under 0.1 s per Lloyd iteration, the
+# scaled; from our k-means++ centres). Expected on one H100-class GPU: well under 0.1 s per Lloyd iteration, the
 # whole script in about 2 minutes (an earlier version timed scikit-learn's k-means++ too and ran past 200 s).
 #   bash bench/gpu_kmeans.sh              # full size (GPU machine)
 #   SIZE=tiny bash bench/gpu_kmeans.sh    # seconds on a CPU, to check the script works

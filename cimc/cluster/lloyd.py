@@ -14,6 +14,14 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 
+def default_chunk_size(device) -> int:
+    """Rows per distance block: large on a GPU (few kernel launches), cache-sized on a CPU, where 4,096 rows
+    measured 1.5x faster than 65,536 (100k x 400 points, K 1,000, 2 cores)."""
+    import torch
+
+    return 65536 if torch.device(device).type == "cuda" else 4096
+
+
 def _nearest(X, centres, chunk_size: int):
     """(labels (N,) long, squared distances (N,)) of each row of X to its nearest centre, in row chunks."""
     import torch
@@ -95,14 +103,16 @@ def _update(X, labels, dists, n_clusters: int, chunk_size: int):
 
 
 def lloyd_kmeans(X: np.ndarray, n_clusters: int, max_iter: int = 300, tol: float = 1e-4, n_init: int = 1,
-                 seed: int = 0, device: str = "auto", chunk_size: int = 65536,
-                 init_sample: int | None = None) -> tuple[np.ndarray, float]:
+                 seed: int = 0, device: str = "auto", chunk_size: int = 0,
+                 init_sample: int | None = None, init: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Lloyd's k-means in torch.
 
     :param X: (N, D) float array. :param n_clusters: K <= N.
     :param tol: stop when sum of squared centre shifts <= tol * mean per-feature variance of X (sklearn's rule).
     :param n_init: restarts; the run with the lowest inertia wins.
     :param init_sample: run k-means++ on a random subset of this size (None: all points).
+    :param chunk_size: rows per distance block, memory O(chunk_size * K); 0: :func:`default_chunk_size`.
+    :param init: (K, D) initial centres instead of k-means++ (one run, as scikit-learn's ``init=array``).
     :return: labels (N,) int64 and the inertia (sum of squared distances to the centres).
     """
     import torch
@@ -110,19 +120,30 @@ def lloyd_kmeans(X: np.ndarray, n_clusters: int, max_iter: int = 300, tol: float
     from cimc.utils import resolve_device
 
     dev = torch.device(resolve_device(device))
+    chunk_size = chunk_size or default_chunk_size(dev)
     Xt = torch.as_tensor(np.asarray(X, dtype=np.float32), device=dev)
     n = Xt.shape[0]
     if not 1 <= n_clusters <= n:
         raise ValueError(f"lloyd_kmeans: n_clusters={n_clusters} must be between 1 and N={n}")
+    if init is not None:
+        init = np.asarray(init, dtype=np.float32)
+        if init.shape != (n_clusters, Xt.shape[1]):
+            raise ValueError(f"lloyd_kmeans: init has shape {init.shape}, expected ({n_clusters}, {Xt.shape[1]})")
+        if n_init > 1:
+            logger.warning("lloyd_kmeans: init given, so one run instead of n_init=%d", n_init)
+            n_init = 1
     threshold = tol * float(Xt.var(dim=0).mean())
     generator = torch.Generator(device="cpu").manual_seed(seed)
     best_labels, best_inertia = None, float("inf")
     for run in range(n_init):
-        seeds = Xt
-        if init_sample is not None and init_sample < n:
-            pick = torch.randperm(n, generator=generator)[:max(init_sample, n_clusters)].to(dev)
-            seeds = Xt[pick]
-        centres = kmeans_plus_plus(seeds, n_clusters, generator, chunk_size)
+        if init is not None:
+            centres = torch.as_tensor(init, device=dev)
+        else:
+            seeds = Xt
+            if init_sample is not None and init_sample < n:
+                pick = torch.randperm(n, generator=generator)[:max(init_sample, n_clusters)].to(dev)
+                seeds = Xt[pick]
+            centres = kmeans_plus_plus(seeds, n_clusters, generator, chunk_size)
         for iteration in range(max_iter):
             labels, dists = _nearest(Xt, centres, chunk_size)
             new = _update(Xt, labels, dists, n_clusters, chunk_size)
