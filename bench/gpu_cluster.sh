@@ -22,8 +22,9 @@ LOG=${OUT:-/tmp}/gpu_cluster.log
     $PY bench/cluster_speed.py --full-run --num-items 3000 --dim 40 --hidden 64 --batch 512 --speakers 60 \
       --clusters 50 --epochs 3 --min-steps 0
   else
-    if [ -n "${CLUSTERS-5000 10000}" ]; then  # CLUSTERS= skips the step table
-      $PY bench/cluster_speed.py --steps "${STEPS:-20}" --warmup 3 --clusters ${CLUSTERS-5000 10000}
+    CLUSTERS=${CLUSTERS-5000 10000}
+    if [ -n "$CLUSTERS" ]; then  # CLUSTERS= skips the step table
+      $PY bench/cluster_speed.py --steps "${STEPS:-20}" --warmup 3 --clusters $CLUSTERS
     fi
     $PY bench/cluster_speed.py --full-run
   fi

@@ -18,8 +18,10 @@ DIR=${OUT:-/tmp}
 DATA=()
 for dir in ${SETS:-.sweep/*/}; do DATA+=(--ivectors "$dir/ivectors_train.npy" --utt2spk "$dir/utt2spk"); done
 if [ -n "${UNBALANCED:-}" ]; then DATA+=(--unbalanced "$UNBALANCED"); fi
-IFS=';' read -ra CHAINS <<<"${BAR:-cimc>=imsat>kmeans}"
-for chain in "${CHAINS[@]}"; do DATA+=(--bar "$chain"); done
+if [ -n "${BAR:-}" ]; then  # else bench/cluster_quality.py's own default chain
+  IFS=';' read -ra CHAINS <<<"$BAR"
+  for chain in "${CHAINS[@]}"; do DATA+=(--bar "$chain"); done
+fi
 VARIANTS=${VARIANTS:-bench/sweeps/cimc_screen.yaml}
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no GPU visible: running on CPU"

@@ -60,7 +60,7 @@ class KMeansConfig:
     n_init: int = 1  # k-means++ restarts, best inertia kept
     max_iter: int = 300
     tol: float = 1e-4  # stop when the centre shift is below tol x the mean feature variance (sklearn's rule)
-    chunk_size: int = 0  # rows per distance block (torch): memory O(chunk_size * K); 0 = 65,536 on a GPU, 4,096 on a CPU
+    chunk_size: int = 0  # rows per distance block (torch), memory O(chunk_size * K); 0: 65,536 GPU, 4,096 CPU
     init_sample: int | None = None  # torch: run k-means++ on this many random points (None: all)
     l2_normalize: bool = True
     seed: int = 0
