@@ -98,11 +98,13 @@ def full_run(args) -> None:
 
     from cimc.cluster.cimc import CimcConfig, l2_normalise
     from cimc.cluster.trainer import Trainer
+    from cimc.config import load_config
     from cimc.metrics.clustering import cluster_accuracy, contingency_table, information_scores
 
     X, truth = synthetic_ivectors(args.num_items, args.dim, args.speakers)
-    config = CimcConfig(hidden_dim=args.hidden, batch_size=args.batch, epochs=args.epochs, device=args.device,
-                        precision=args.precision, min_steps=args.min_steps, progress=False)
+    config = dataclasses.replace(load_config(CimcConfig, None, args.set), hidden_dim=args.hidden,
+                                 batch_size=args.batch, epochs=args.epochs, device=args.device,
+                                 precision=args.precision, min_steps=args.min_steps, progress=False)
     # One timestamped line per epoch (the trainer's debug log) instead of progress bars: readable in a log file.
     logging.basicConfig(format="%(asctime)s %(message)s", level=logging.WARNING)
     logging.getLogger("cimc.cluster.trainer").setLevel(logging.DEBUG)
@@ -117,7 +119,7 @@ def full_run(args) -> None:
     steps = trainer.schedule.total_steps
     print(f"full CIMC run: N {args.num_items}, d {args.dim}, S {args.hidden}, C {args.clusters[0]}, "
           f"{trainer.schedule.epochs} epochs of {trainer.schedule.steps_per_epoch} steps (B {trainer.schedule.batch_size}), "
-          f"device {trainer.device}")
+          f"device {trainer.device}" + (f", set {' '.join(args.set)}" if args.set else ""))
     print(f"| phase | seconds |\n| --- | --- |\n| data to device + k-NN radii | {setup:.1f} |\n"
           f"| training + prediction ({steps} steps, {1000 * (total - setup) / steps:.1f} ms/step) | {total - setup:.1f} |\n"
           f"| whole run | {total:.1f} ({total / 60:.2f} min) |")
@@ -143,6 +145,8 @@ def main() -> None:
     parser.add_argument("--speakers", type=int, default=5994, help="synthetic speakers (full run)")
     parser.add_argument("--epochs", type=int, default=150)
     parser.add_argument("--min-steps", type=int, default=1000, help="CimcConfig.min_steps (no effect at 1.09M)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="full run: override a CimcConfig field (e.g. entropy_warmup=0), repeatable")
     args = parser.parse_args()
 
     import torch

@@ -9,6 +9,7 @@
 #   SIZE=tiny bash bench/gpu_cluster.sh    # seconds on a CPU, to check the script works
 #   CLUSTERS=5000 STEPS=10 bash bench/gpu_cluster.sh   # shorter step table (each new C compiles the loss math again)
 #   CLUSTERS= bash bench/gpu_cluster.sh                 # the whole run alone, ~5 min
+#   CLUSTERS= ALSO_SET=entropy_warmup=0 bash bench/gpu_cluster.sh   # two whole runs: the defaults, then with a change
 # Writes the whole output to $OUT/gpu_cluster.log when OUT is set (the device tool's output folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,12 +21,15 @@ LOG=${OUT:-/tmp}/gpu_cluster.log
   if [ "${SIZE:-full}" = tiny ]; then
     $PY bench/cluster_speed.py --batch 512 --dim 40 --hidden 64 --clusters 50 100 --steps 2 --warmup 1
     $PY bench/cluster_speed.py --full-run --num-items 3000 --dim 40 --hidden 64 --batch 512 --speakers 60 \
-      --clusters 50 --epochs 3 --min-steps 0
+      --clusters 50 --epochs 3 --min-steps 0 ${ALSO_SET:+--set "$ALSO_SET"}
   else
     CLUSTERS=${CLUSTERS-5000 10000}
     if [ -n "$CLUSTERS" ]; then  # CLUSTERS= skips the step table
       $PY bench/cluster_speed.py --steps "${STEPS:-20}" --warmup 3 --clusters $CLUSTERS
     fi
     $PY bench/cluster_speed.py --full-run
+    if [ -n "${ALSO_SET:-}" ]; then  # a second whole run with a config change, e.g. ALSO_SET=entropy_warmup=0
+      $PY bench/cluster_speed.py --full-run --set "$ALSO_SET"
+    fi
   fi
 } 2>&1 | tee "$LOG"

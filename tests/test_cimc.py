@@ -73,15 +73,26 @@ def test_same_seed_same_labels_other_seed_other_init():
     assert c.history[-1]["loss"] != train_cimc(X, 4, cfg).history[-1]["loss"]
 
 
-def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
+def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, monkeypatch, caplog):
+    from cimc.cluster.trainer import Trainer
+
     X, _ = blobs(n_per=20, n_clusters=4, dim=8)
-    straight = train_cimc(X, 4, tiny(epochs=6, min_steps=0, losses=("imsat", "mixup")))
+    cfg = tiny(epochs=6, min_steps=0, losses=("imsat", "mixup"))  # H(Y|X) warm-up and lr decay span all 6 epochs
+    straight = train_cimc(X, 4, cfg)
     ckpt = tmp_path / "ckpt"
-    # First run stops after 3 epochs (its checkpoint says epoch 3), the second picks it up.
-    train_cimc(X, 4, tiny(epochs=3, min_steps=0, losses=("imsat", "mixup"), checkpoint_dir=str(ckpt),
-                          checkpoint_every=3))
-    resumed = train_cimc(X, 4, tiny(epochs=6, min_steps=0, losses=("imsat", "mixup"), checkpoint_dir=str(ckpt),
-                                    checkpoint_every=3))
+    save = Trainer._save_checkpoint
+
+    def save_then_die(self):  # the job is killed right after its epoch-3 checkpoint
+        save(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_cimc(X, 4, dataclasses.replace(cfg, checkpoint_dir=str(ckpt), checkpoint_every=3))
+    monkeypatch.undo()
+    with caplog.at_level("INFO", logger="cimc.cluster.trainer"):
+        resumed = train_cimc(X, 4, dataclasses.replace(cfg, checkpoint_dir=str(ckpt), checkpoint_every=3))
+    assert "at epoch 3 (step" in caplog.text  # picked up, not trained afresh
     assert (ckpt / "checkpoint.pt").is_file() and (ckpt / "history.json").is_file()
     assert [h["epoch"] for h in resumed.history] == list(range(1, 7))
     np.testing.assert_array_equal(resumed.labels, straight.labels)
@@ -173,6 +184,24 @@ def test_supcon_waits_for_warmup_and_settled_predictions():
     assert began and began[0] > 36 and gated[began[0] - 2]["H(Y|X)"] < 0.1 * np.log(4)  # after 30% and settled
     alone = train_cimc(X, 4, dataclasses.replace(cfg, losses=("supcon",))).history  # no H(Y|X): warm-up decides
     assert [("supcon" in h) for h in alone] == [False] * 36 + [True] * 84
+
+
+def test_entropy_warmup_ramps_the_conditional_entropy_in_and_keeps_predictions_soft():
+    from cimc.cluster.trainer import Trainer
+
+    X, _ = blobs(n_per=20, n_clusters=4, dim=8)
+    cfg = tiny(epochs=100, min_steps=0, losses=("imsat",), entropy_warmup=0.5)  # one step an epoch
+    trainer = Trainer(X, 4, cfg)
+    weights = []
+    for step in (0, 24, 49, 50, 99):
+        trainer.step = step
+        weights.append(trainer.cond_weight())
+    assert weights == pytest.approx([1 / 50, 25 / 50, 1.0, 1.0, 1.0])
+    assert Trainer(X, 4, dataclasses.replace(cfg, entropy_warmup=0.0)).cond_weight() == 1.0
+    # Without the push to confident predictions, H(Y|X) is still well above the paper schedule's at 20 % of the run.
+    ramped = train_cimc(X, 4, cfg).history
+    paper = train_cimc(X, 4, dataclasses.replace(cfg, entropy_warmup=0.0)).history
+    assert ramped[19]["H(Y|X)"] > 2 * paper[19]["H(Y|X)"]
 
 
 def test_paper_config_has_supcon_from_step_zero():

@@ -110,6 +110,10 @@ def test_mutual_information_loss_weights():
     loss, logged = L.MutualInformationLoss(lam=0.5, mu=3.5)(ctx)
     assert float(loss) == pytest.approx(0.5 * (float(cond) - 3.5 * float(marginal)), rel=1e-6)
     assert float(logged["H(Y)"]) == pytest.approx(float(marginal))
+    warming = L.LossContext(model=None, x=None, logits=logits, eps=None, cond_weight=0.25)
+    loss, logged = L.MutualInformationLoss(lam=0.5, mu=3.5)(warming)
+    assert float(loss) == pytest.approx(0.5 * (0.25 * float(cond) - 3.5 * float(marginal)), rel=1e-6)
+    assert float(logged["H(Y|X)"]) == pytest.approx(float(cond))  # logged unweighted: SupCon's gate reads it
 
 
 def test_kl_from_logits_matches_torch():

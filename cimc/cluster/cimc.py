@@ -44,6 +44,7 @@ class CimcConfig:
     knn_k: int = 10  # VAT radius from the distance to the k-th nearest neighbour...
     eps_scale: float = 0.5  # ...times this. DEPARTURE: IMSAT uses 0.25 (docs/cimc_tuning.md)
     vat_xi: float = 0.05  # VAT power-iteration step for unit-norm inputs (IMSAT's xi=10 on MNIST; see conf)
+    entropy_warmup: float = 0.7  # DEPARTURE: H(Y|X)'s weight ramps 0 -> 1 over this fraction of the run (paper: 0)
     # SupCon on l2-normalised logits with online argmax labels
     supcon_weight: float = 1.0
     supcon_temperature: float = 0.1

@@ -36,12 +36,14 @@ class LossContext:
     :param x: (B, d) input batch.
     :param logits: (B, C) clean logits of ``x`` (with grad).
     :param eps: (B,) VAT radius per sample, in input units.
+    :param cond_weight: weight of H(Y|X) inside the MI term at this step (below 1 during its warm-up).
     """
 
     model: nn.Module
     x: Tensor
     logits: Tensor
     eps: Tensor
+    cond_weight: float = 1.0
 
 
 @contextlib.contextmanager
@@ -133,7 +135,10 @@ def compiled_kernels(backend: str = "inductor") -> LossKernels:
 
 
 class MutualInformationLoss:
-    """IMSAT's ``lambda * (H(Y|X) - mu * H(Y))``: confident but balanced assignments."""
+    """IMSAT's ``lambda * (H(Y|X) - mu * H(Y))``: confident but balanced assignments.
+
+    H(Y|X) is multiplied by ``ctx.cond_weight`` (1 but during an entropy warm-up, see CimcConfig).
+    """
 
     name = "mi"
 
@@ -142,7 +147,7 @@ class MutualInformationLoss:
 
     def __call__(self, ctx: LossContext) -> tuple[Tensor, dict[str, Tensor]]:
         cond, marginal = self.kernels.entropy(ctx.logits)
-        loss = self.lam * (cond - self.mu * marginal)
+        loss = self.lam * (ctx.cond_weight * cond - self.mu * marginal)
         return loss, {"H(Y|X)": cond.detach(), "H(Y)": marginal.detach()}
 
 

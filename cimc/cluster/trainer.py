@@ -99,6 +99,16 @@ class Trainer:
         ramp = max(self.schedule.total_steps // 10, 1)
         return weight * min(1.0, (self.step - self.supcon_began + 1) / ramp)
 
+    def cond_weight(self) -> float:
+        """Weight of H(Y|X) in the MI term: ramps linearly from 0 over ``entropy_warmup`` of the run, then 1.
+
+        Without the push to confident predictions the network stays soft while VAT and H(Y) shape it, and
+        commits gradually instead of to the first partition its random features suggest (an annealing
+        schedule; docs/cimc_tuning.md, "Objective or optimisation").
+        """
+        ramp = self.config.entropy_warmup * self.schedule.total_steps
+        return 1.0 if ramp <= 0 else min(1.0, (self.step + 1) / ramp)
+
     def update_supcon_gate(self, logged: dict[str, float]) -> None:
         """Open SupCon's gate after the warm-up once predictions are confident (H(Y|X) < settled_entropy).
 
@@ -129,7 +139,7 @@ class Trainer:
         with torch.autocast(self.device.split(":")[0], dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
             logits = self.model(x)
-            ctx = LossContext(self.model, x, logits, eps)
+            ctx = LossContext(self.model, x, logits, eps, self.cond_weight())
             total, logged = None, {}
             for name, term, weight in self.terms:
                 w = self.weight(name, weight)
