@@ -127,7 +127,8 @@ def test_hidden_init_scale_sets_weight_std_but_not_the_batchnorm_forward():
 
 
 @pytest.mark.parametrize("field, value", [("hidden_init_scale", -0.1), ("output_init_scale", 0.0),
-                                          ("optimizer", "lbfgs")])
+                                          ("optimizer", "lbfgs"), ("entropy_warmup", -0.5),
+                                          ("entropy_warmup", 1.5)])
 def test_bad_model_settings_are_rejected_by_name_before_the_knn_radii(field, value, monkeypatch):
     def no_knn(*args, **kwargs):
         raise AssertionError("k-NN radii computed before the config was checked")
