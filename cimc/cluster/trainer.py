@@ -37,6 +37,11 @@ def default_metrics(reference: np.ndarray, predicted: np.ndarray) -> dict:
     return {"acc": M.cluster_accuracy(table), "nmi": M.information_scores(table)["nmi"]}
 
 
+def linear_ramp(steps_in: float, length: float) -> float:
+    """A weight rising linearly to 1 over ``length`` steps, ``steps_in`` steps in; 1 when ``length`` is 0."""
+    return 1.0 if length <= 0 else min(1.0, steps_in / length)
+
+
 def make_optimizer(model, config: CimcConfig):
     """Adam (IMSAT's code) or momentum SGD (the CIMC paper), at ``config.lr``."""
     import torch
@@ -98,8 +103,7 @@ class Trainer:
             return weight
         if self.supcon_began is None:
             return 0.0
-        ramp = max(self.schedule.total_steps // 10, 1)
-        return weight * min(1.0, (self.step - self.supcon_began + 1) / ramp)
+        return weight * linear_ramp(self.step - self.supcon_began + 1, self.schedule.total_steps // 10)
 
     def cond_weight(self) -> float:
         """Weight of H(Y|X) in the MI term: ramps linearly from 0 over ``entropy_warmup`` of the run, then 1.
@@ -108,8 +112,7 @@ class Trainer:
         commits gradually instead of to the first partition its random features suggest (an annealing
         schedule; docs/cimc_tuning.md, "Objective or optimisation").
         """
-        ramp = self.config.entropy_warmup * self.schedule.total_steps
-        return 1.0 if ramp <= 0 else min(1.0, (self.step + 1) / ramp)
+        return linear_ramp(self.step + 1, self.config.entropy_warmup * self.schedule.total_steps)
 
     def update_supcon_gate(self, logged: dict[str, float]) -> None:
         """Open SupCon's gate after the warm-up once predictions are confident (H(Y|X) < settled_entropy).
