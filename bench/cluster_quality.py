@@ -20,6 +20,9 @@ data: [...]}`` (``data``, optional: only the sets whose label holds one of these
 bench/sweeps/ holds the lists run so far). ``--jobs N`` runs N fits at a time in worker processes (on a
 GPU machine, many small fits share the card), seed by seed, and ``--time-budget S`` stops starting new
 fits after S seconds, so a sweep on a lent GPU ends on time with every variant at the same seed count.
+``--records FILE.jsonl`` appends each fit as it lands and skips the fits already there, so a stopped sweep
+resumes and a later ``--seeds 10`` adds seeds to one run instead of redoing them (a record is keyed by data
+set, row name and seed: start a new file when a row's settings change).
 
 After the table comes the issue's bar, ``--bar "cimc>=imsat>kmeans"`` (a chain of row names): for each data
 set, each link's seed-by-seed difference in ACC and NMI, mean ± standard error, with "holds" or "fails" and,
@@ -155,23 +158,55 @@ def _fit_and_score(variant: Variant, X: np.ndarray, y: np.ndarray, seed: int) ->
     return {**score(y, labels), "used": len(np.unique(labels)), "seconds": took, "seed": seed}
 
 
+def read_records(path: Path | None) -> dict[tuple[str, str, int], dict]:
+    """Fits already written to a ``--records`` file, keyed by (data set, row name, seed); {} without one."""
+    import json
+
+    if path is None or not path.exists():
+        return {}
+    done = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+            done[(r["data"], r["variant"], int(r["seed"]))] = r
+        except (ValueError, KeyError) as error:
+            raise ValueError(f"{path}:{number}: not a fit record ({error}): {line[:80]!r}") from None
+    return done
+
+
 def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads: int,
-            time_budget: float | None) -> dict[tuple[str, str], list[dict]]:
+            time_budget: float | None, records: Path | None = None) -> dict[tuple[str, str], list[dict]]:
     """Every (data set, variant, seed) fit, seed-major; results keyed by (data name, variant name).
 
     With ``jobs`` > 1 the fits run in spawned worker processes (CUDA-safe), at most 2 * jobs queued,
-    and no new fit starts once ``time_budget`` seconds have passed.
+    and no new fit starts once ``time_budget`` seconds have passed. With ``records`` (JSON lines) each
+    fit is appended as it lands and fits found there are taken from it, not run again.
     """
     import concurrent.futures as cf
+    import json
     import multiprocessing
 
+    done = read_records(records)
     tasks = [(d, v, seed) for seed in range(seeds) for d in sets for v in variants if v.runs_on(d)]
     results: dict[tuple[str, str], list[dict]] = {(d, v.name): [] for d in sets for v in variants if v.runs_on(d)}
-    started = time.perf_counter()
+    for d, v, seed in tasks:
+        if (d, v.name, seed) in done:
+            r = done[(d, v.name, seed)]
+            results[(d, v.name)].append({k: r[k] for k in ("acc", "nmi", "used", "seconds", "seed")})
+    if done:
+        print(f"{sum(map(len, results.values()))} of {len(tasks)} fits taken from {records}", flush=True)
+    tasks = [(d, v, seed) for d, v, seed in tasks if (d, v.name, seed) not in done]
+    started, ran = time.perf_counter(), []
 
     def record(d: str, v: Variant, seed: int, r: dict) -> None:
         results[(d, v.name)].append(r)
+        ran.append(seed)
         print(f"{d} {v.name} seed {seed}: ACC {r['acc']:.3f} NMI {r['nmi']:.3f} ({r['seconds']:.0f} s)", flush=True)
+        if records is not None:
+            with records.open("a") as f:  # one line per fit: a stopped run loses at most the fits in flight
+                f.write(json.dumps({"data": d, "variant": v.name, **r}) + "\n")
 
     def out_of_time() -> bool:
         return time_budget is not None and time.perf_counter() - started > time_budget
@@ -199,7 +234,9 @@ def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads:
                 done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                 for future in done:
                     record(*pending.pop(future), future.result())
-    skipped = len(tasks) - sum(len(r) for r in results.values())
+    for runs in results.values():
+        runs.sort(key=lambda r: r["seed"])
+    skipped = len(tasks) - len(ran)
     if skipped:
         print(f"time budget reached: {skipped} of {len(tasks)} fits not run", flush=True)
     return results
@@ -269,6 +306,7 @@ def main() -> None:
     parser.add_argument("--time-budget", type=float, help="seconds after which no new fit starts")
     parser.add_argument("--bar", type=bar_chain, action="append",
                         help=f"chain of row names to check seed by seed; repeat for several (default {DEFAULT_BAR!r})")
+    parser.add_argument("--records", type=Path, help="JSON lines: append each fit, skip fits already there (resume)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -292,7 +330,7 @@ def main() -> None:
             keep = unbalanced_subset(y, smallest, largest)
             named.append((f"mini_synth i-vectors, {smallest}-{largest} per speaker", (X[keep], y[keep])))
     sets = {f"{name} (N={len(y)}, C={len(np.unique(y))})": (X, y) for name, (X, y) in named}
-    results = run_all(sets, variants, args.seeds, args.jobs, args.threads, args.time_budget)
+    results = run_all(sets, variants, args.seeds, args.jobs, args.threads, args.time_budget, args.records)
     rows = []
     for (data_name, variant_name), runs in results.items():
         if not runs:

@@ -101,3 +101,32 @@ def test_bar_check_pairs_seeds_and_says_whether_each_link_holds(cq):
     assert cq.bar_check(results, cq.bar_chain("b>a")).splitlines()[2].startswith(
         "| set (N=9, C=3) | b > a | 3 | -0.200 ± 0.058 fails |")  # beyond two standard errors: no "noise" mark
     assert cq.bar_check(results, cq.bar_chain("c>d")) == ""  # no row named d: nothing to check
+
+
+def test_records_resume_a_run_and_add_seeds_without_redoing_fits(cq, tmp_path, capsys):
+    sets = {"one (N=30, C=3)": small_set(30, 0)}
+    variants = [cq.Variant("km", "kmeans")]
+    records = tmp_path / "fits.jsonl"
+    first = cq.run_all(sets, variants, seeds=2, jobs=1, threads=1, time_budget=None, records=records)
+    assert len(records.read_text().splitlines()) == 2
+    # A planted record stands for a fit already done: the next run takes it instead of fitting seed 2 again.
+    planted = {"data": "one (N=30, C=3)", "variant": "km", "seed": 2, "acc": 0.25, "nmi": 0.5, "used": 3,
+               "seconds": 1.0}
+    with records.open("a") as f:
+        f.write(__import__("json").dumps(planted) + "\n")
+    capsys.readouterr()
+    more = cq.run_all(sets, variants, seeds=4, jobs=1, threads=1, time_budget=None, records=records)
+    runs = more[("one (N=30, C=3)", "km")]
+    assert [r["seed"] for r in runs] == [0, 1, 2, 3]
+    assert [r["acc"] for r in runs[:2]] == [r["acc"] for r in first[("one (N=30, C=3)", "km")]]
+    assert runs[2]["acc"] == 0.25  # from the file, not refitted (k-means on these blobs scores 1.0)
+    out = capsys.readouterr().out
+    assert "3 of 4 fits taken from" in out and "km seed 3:" in out and "km seed 0:" not in out
+    assert len(records.read_text().splitlines()) == 4
+
+
+def test_records_name_the_line_that_is_not_a_fit(cq, tmp_path):
+    records = tmp_path / "fits.jsonl"
+    records.write_text('{"data": "d", "variant": "v", "seed": 0}\nnot json\n')
+    with pytest.raises(ValueError, match=r"fits.jsonl:2: not a fit record"):
+        cq.read_records(records)
