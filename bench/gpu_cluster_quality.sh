@@ -9,7 +9,8 @@
 # UNBALANCED=MIN,MAX adds each set cut to MIN..MAX utterances per speaker; BAR: chains of row names to check
 # seed by seed, separated by ';' (default cimc>=imsat>kmeans). The mixup screen still to run:
 #   SETS=.sweep/ms50/ UNBALANCED=8,50 VARIANTS=bench/sweeps/cimc_mixup.yaml bash bench/gpu_cluster_quality.sh
-# Output in $OUT (or /tmp).
+# Output in $OUT (or /tmp); cluster_screen_fits.jsonl holds each fit as it lands, so a run cut short still
+# brings its fits back; RESUME=that/file.jsonl (a copy in the tree) starts from those fits instead of redoing them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
@@ -23,17 +24,23 @@ if [ -n "${BAR:-}" ]; then  # else bench/cluster_quality.py's own default chain
   for chain in "${CHAINS[@]}"; do DATA+=(--bar "$chain"); done
 fi
 VARIANTS=${VARIANTS:-bench/sweeps/cimc_screen.yaml}
+FITS=$DIR/cluster_screen_fits.jsonl
+if [ -n "${RESUME:-}" ]; then
+  cp "$RESUME" "$FITS.part" && mv "$FITS.part" "$FITS"
+else
+  rm -f "$FITS"  # an earlier run's fits in the same folder (a tiny check's, say) are not this run's
+fi
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no GPU visible: running on CPU"
   if [ "${SIZE:-full}" = tiny ]; then
     $PY bench/cluster_quality.py --variants "$VARIANTS" --seeds 1 --jobs 2 --time-budget 20 \
       "${DATA[@]}" --set hidden_dim=16 --set epochs=2 --set min_steps=10 \
-      --set compile_losses=never --output "$DIR/cluster_screen.md"
+      --set compile_losses=never --records "$FITS" --output "$DIR/cluster_screen.md"
     $PY bench/cluster_speed.py --batch 512 --dim 40 --hidden 64 --clusters 100 --steps 2 --warmup 1
   else
     # fp32 as on the CPU bench; eager loss math (a compile per worker process would cost more than it saves)
     $PY bench/cluster_quality.py --variants "$VARIANTS" --seeds "${SEEDS:-10}" --jobs "${JOBS:-14}" \
-      --time-budget "${BUDGET:-300}" "${DATA[@]}" \
+      --time-budget "${BUDGET:-300}" "${DATA[@]}" --records "$FITS" \
       --set device=cuda --set precision=fp32 --set compile_losses=never --output "$DIR/cluster_screen.md"
     if [ -n "${SPEED_CLUSTERS-10000}" ]; then  # SPEED_CLUSTERS= skips the step timing
       $PY bench/cluster_speed.py --steps 20 --warmup 3 --clusters ${SPEED_CLUSTERS-10000}
