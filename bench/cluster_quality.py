@@ -188,21 +188,20 @@ def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads:
     import json
     import multiprocessing
 
-    done = read_records(records)
+    recorded = read_records(records)
     tasks = [(d, v, seed) for seed in range(seeds) for d in sets for v in variants if v.runs_on(d)]
     results: dict[tuple[str, str], list[dict]] = {(d, v.name): [] for d in sets for v in variants if v.runs_on(d)}
     for d, v, seed in tasks:
-        if (d, v.name, seed) in done:
-            r = done[(d, v.name, seed)]
+        if (d, v.name, seed) in recorded:
+            r = recorded[(d, v.name, seed)]
             results[(d, v.name)].append({k: r[k] for k in ("acc", "nmi", "used", "seconds", "seed")})
-    if done:
+    if recorded:
         print(f"{sum(map(len, results.values()))} of {len(tasks)} fits taken from {records}", flush=True)
-    tasks = [(d, v, seed) for d, v, seed in tasks if (d, v.name, seed) not in done]
-    started, ran = time.perf_counter(), []
+    to_run = [(d, v, seed) for d, v, seed in tasks if (d, v.name, seed) not in recorded]
+    started = time.perf_counter()
 
     def record(d: str, v: Variant, seed: int, r: dict) -> None:
         results[(d, v.name)].append(r)
-        ran.append(seed)
         print(f"{d} {v.name} seed {seed}: ACC {r['acc']:.3f} NMI {r['nmi']:.3f} ({r['seconds']:.0f} s)", flush=True)
         if records is not None:
             with records.open("a") as f:  # one line per fit: a stopped run loses at most the fits in flight
@@ -213,13 +212,13 @@ def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads:
 
     if jobs <= 1:
         _init_worker(threads)
-        for d, v, seed in tasks:
+        for d, v, seed in to_run:
             if out_of_time():
                 break
             record(d, v, seed, _fit_and_score(v, *sets[d], seed))
     else:
         pending: dict = {}
-        queue = iter(tasks)
+        queue = iter(to_run)
         with cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                     initializer=_init_worker, initargs=(threads,)) as pool:
             while True:
@@ -236,7 +235,7 @@ def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads:
                     record(*pending.pop(future), future.result())
     for runs in results.values():
         runs.sort(key=lambda r: r["seed"])
-    skipped = len(tasks) - len(ran)
+    skipped = len(tasks) - sum(len(r) for r in results.values())
     if skipped:
         print(f"time budget reached: {skipped} of {len(tasks)} fits not run", flush=True)
     return results

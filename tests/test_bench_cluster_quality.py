@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def test_records_resume_a_run_and_add_seeds_without_redoing_fits(cq, tmp_path, c
     planted = {"data": "one (N=30, C=3)", "variant": "km", "seed": 2, "acc": 0.25, "nmi": 0.5, "used": 3,
                "seconds": 1.0}
     with records.open("a") as f:
-        f.write(__import__("json").dumps(planted) + "\n")
+        f.write(json.dumps(planted) + "\n")
     capsys.readouterr()
     more = cq.run_all(sets, variants, seeds=4, jobs=1, threads=1, time_budget=None, records=records)
     runs = more[("one (N=30, C=3)", "km")]
