@@ -10,6 +10,7 @@
 #   CLUSTERS=5000 STEPS=10 bash bench/gpu_cluster.sh   # shorter step table (each new C compiles the loss math again)
 #   CLUSTERS= bash bench/gpu_cluster.sh                 # the whole run alone, ~5 min
 #   CLUSTERS= ALSO_SET=entropy_warmup=0 bash bench/gpu_cluster.sh   # two whole runs: the defaults, then with a change
+#   CLUSTERS= ALSO_SET='losses=[imsat]' bash bench/gpu_cluster.sh   # ... or IMSAT alone (the value is YAML)
 # Writes the whole output to $OUT/gpu_cluster.log when OUT is set (the device tool's output folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
