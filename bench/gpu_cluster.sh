@@ -11,6 +11,8 @@
 #   CLUSTERS= bash bench/gpu_cluster.sh                 # the whole run alone, ~5 min
 #   CLUSTERS= ALSO_SET=entropy_warmup=0 bash bench/gpu_cluster.sh   # two whole runs: the defaults, then with a change
 #   CLUSTERS= ALSO_SET='losses=[imsat]' bash bench/gpu_cluster.sh   # ... or IMSAT alone (the value is YAML)
+#   CLUSTERS= ALSO_SET='losses=[imsat,supcon]' bash bench/gpu_cluster.sh   # ... or CIMC without mixup, which
+#       beats CIMC on long CPU runs (docs/cimc_tuning.md, "What costs CIMC on a long run: mixup")
 # Writes the whole output to $OUT/gpu_cluster.log when OUT is set (the device tool's output folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
