@@ -13,6 +13,7 @@
 #   CLUSTERS= ALSO_SET='losses=[imsat]' bash bench/gpu_cluster.sh   # ... or IMSAT alone (the value is YAML)
 #   CLUSTERS= ALSO_SET='losses=[imsat,supcon]' bash bench/gpu_cluster.sh   # ... or CIMC without mixup, which
 #       beats CIMC on long CPU runs (docs/cimc_tuning.md, "What costs CIMC on a long run: mixup")
+#   CLUSTERS= ALSO_SET=mixup_weight=0.3 bash bench/gpu_cluster.sh   # ... or a milder mixup, the long-run lead
 # Writes the whole output to $OUT/gpu_cluster.log when OUT is set (the device tool's output folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
