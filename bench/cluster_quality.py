@@ -265,7 +265,8 @@ def bar_check(results: dict[tuple[str, str], list[dict]], chain: list[tuple[str,
     """One Markdown row per (data set, link): the paired (same seed) difference left - right in ACC and NMI.
 
     A link holds when the mean difference is >= 0 (">=") or > 0 (">"); "(within noise)" marks a mean within
-    two standard errors (std over seeds, ddof 1, / sqrt(seeds)) of zero. Links whose rows did not run are left out.
+    two standard errors (std over seeds, ddof 1, / sqrt(seeds)) of zero, "(one seed)" a link with one seed in
+    common. Links whose rows did not run are left out.
     """
     lines = ["| data | comparison | seeds | ACC difference | NMI difference |", "| --- | --- | --- | --- | --- |"]
     for data in dict.fromkeys(d for d, _ in results):
@@ -278,10 +279,13 @@ def bar_check(results: dict[tuple[str, str], list[dict]], chain: list[tuple[str,
             for metric in ("acc", "nmi"):
                 diff = np.array([runs[left][s][metric] - runs[right][s][metric] for s in seeds])
                 mean = diff.mean()
-                stderr = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
-                holds = mean >= 0 if relation == ">=" else mean > 0
+                holds = "holds" if (mean >= 0 if relation == ">=" else mean > 0) else "fails"
+                if len(diff) == 1:  # no spread to judge the noise by
+                    cells.append(f"{mean:+.3f} {holds} (one seed)")
+                    continue
+                stderr = diff.std(ddof=1) / np.sqrt(len(diff))
                 noise = " (within noise)" if not abs(mean) > 2 * stderr else ""
-                cells.append(f"{mean:+.3f} ± {stderr:.3f} {'holds' if holds else 'fails'}{noise}")
+                cells.append(f"{mean:+.3f} ± {stderr:.3f} {holds}{noise}")
             lines.append(f"| {data} | {left} {relation} {right} | {len(seeds)} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) if len(lines) > 2 else ""
 

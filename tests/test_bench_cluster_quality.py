@@ -102,6 +102,10 @@ def test_bar_check_pairs_seeds_and_says_whether_each_link_holds(cq):
     assert cq.bar_check(results, cq.bar_chain("b>a")).splitlines()[2].startswith(
         "| set (N=9, C=3) | b > a | 3 | -0.200 ± 0.058 fails |")  # beyond two standard errors: no "noise" mark
     assert cq.bar_check(results, cq.bar_chain("c>d")) == ""  # no row named d: nothing to check
+    one_seed = {key: [r for r in rs if r["seed"] == 1] for key, rs in results.items()}
+    # seed 1: c - a = 0.7 - 0.8 (ACC), 0.5 - 0.5 (NMI); no spread, so no standard error and no noise verdict
+    assert cq.bar_check(one_seed, cq.bar_chain("c>=a")).splitlines()[2] == (
+        "| set (N=9, C=3) | c >= a | 1 | -0.100 fails (one seed) | +0.000 holds (one seed) |")
 
 
 def test_records_resume_a_run_and_add_seeds_without_redoing_fits(cq, tmp_path, capsys):
