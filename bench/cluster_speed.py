@@ -9,17 +9,31 @@ steps; on a GPU precision auto means bf16 autocast. Also runs bench/metrics_spee
 1.09M labels vs scikit-learn) when it is there and ``--metrics`` is given.
 
 Full-run mode: ``train_cimc`` on N synthetic 400-d "i-vectors" (Gaussian speaker means + noise),
-C clusters, the paper's 150 epochs: k-NN radius + training + prediction, wall seconds.
+C clusters, the paper's 150 epochs: k-NN radius + training + prediction, wall seconds, then ACC / NMI
+against the synthetic speakers, the highest ACC C clusters allow, and when the predictions left the
+uniform start ("moves": epoch-mean H(Y|X) < 0.9 log C) and became confident (< 0.1 log C).
+
+``--noise`` is the within-speaker std (speaker means have std 1 per dimension). At 1.09M x 400 and 5,994
+speakers, 0.8 (the runs logged before 2026-12-02) puts every point's 10 nearest neighbours in its own
+speaker: CIMC reached ACC 0.819 of the 0.834 that 5,000 clusters allow, too easy to tell settings apart.
+The default, 2.2, matches the mini_synth 2,000 / 5,000 i-vector sets (72-73 % of the variance within
+speakers there, 82 % here; 88 % of the 10 nearest neighbours the same speaker, 92-97 % there); 2.5 (57 %)
+is near the 200-speaker set (63 %). ``--write-synthetic DIR`` saves a set for bench/cluster_quality.py;
+with ``--fit-to DIR`` it is a Gaussian set with the between- and within-speaker covariances of DIR's i-vectors.
 
     OMP_NUM_THREADS=2 python bench/cluster_speed.py --steps 1 --warmup 0            # CPU: minutes
     python bench/cluster_speed.py --steps 20                                        # GPU
     python bench/cluster_speed.py --full-run --num-items 1092009 --clusters 5000    # GPU: the paper's run
+    python bench/cluster_speed.py --write-synthetic .sweep/syn1.6 --num-items 2000 --dim 100 --speakers 40 --noise 1.6
+    python bench/cluster_speed.py --neighbour-stats --ivectors .sweep/ms50/ivectors_train.npy --utt2spk .sweep/ms50/utt2spk
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
+import math
 import subprocess
 import sys
 import time
@@ -28,14 +42,93 @@ from pathlib import Path
 import numpy as np
 
 
-def synthetic_ivectors(n: int, dim: int, n_speakers: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(n, dim) float32 unit vectors around ``n_speakers`` random means (within/between std ratio 0.8),
-    and their (n,) speaker labels."""
+def synthetic_ivectors(n: int, dim: int, n_speakers: int, seed: int = 0,
+                       noise: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+    """(n, dim) float32 unit vectors around ``n_speakers`` random N(0, I) means plus N(0, noise^2 I), and
+    their (n,) speaker labels (speakers drawn uniformly, so sizes are about equal)."""
     rng = np.random.default_rng(seed)
     means = rng.standard_normal((n_speakers, dim)).astype(np.float32)
     speakers = rng.integers(0, n_speakers, n)
-    X = means[speakers] + 0.8 * rng.standard_normal((n, dim)).astype(np.float32)
+    X = means[speakers] + noise * rng.standard_normal((n, dim), dtype=np.float32)
     return X / np.linalg.norm(X, axis=1, keepdims=True), speakers
+
+
+def two_covariance_set(X: np.ndarray, speakers: np.ndarray, n: int | None = None, n_speakers: int | None = None,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A Gaussian set fitted to real vectors (the two-covariance model behind PLDA): the l2-normalised (N, D) ``X``'s
+    speaker means give the between-speaker covariance, the deviations from them the within-speaker one; new
+    speakers are drawn from N(mean, between), their points from N(speaker, within), then l2-normalised.
+    Returns (n, D) float32 and (n,) speakers (by default as many points and speakers as the source)."""
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    _, inverse = np.unique(speakers, return_inverse=True)
+    means = np.stack([X[inverse == s].mean(0) for s in range(inverse.max() + 1)])
+    between, within = np.cov((means - X.mean(0)).T), np.cov((X - means[inverse]).T)
+    n, n_speakers = n or len(X), n_speakers or len(means)
+    rng = np.random.default_rng(seed)
+    new_means = rng.multivariate_normal(X.mean(0), between, n_speakers)
+    new_speakers = rng.integers(0, n_speakers, n)
+    Z = new_means[new_speakers] + rng.multivariate_normal(np.zeros(X.shape[1]), within, n)
+    return (Z / np.linalg.norm(Z, axis=1, keepdims=True)).astype(np.float32), new_speakers
+
+
+def acc_ceiling(truth: np.ndarray, n_clusters: int) -> float:
+    """The highest ACC any labelling into ``n_clusters`` clusters can reach: with fewer clusters than classes
+    the Hungarian match covers at most the ``n_clusters`` largest classes."""
+    sizes = np.sort(np.bincount(truth))[::-1]
+    return float(sizes[:n_clusters].sum() / len(truth))
+
+
+def commitment_steps(history: list[dict], n_clusters: int) -> dict[str, int | None]:
+    """Steps (end of the first epoch) at which the epoch-mean H(Y|X) fell below 0.9 log C ("moves": the
+    predictions leave the uniform start) and below 0.1 log C ("confident": where SupCon's gate can open)."""
+    log_c = math.log(n_clusters)
+    return {name: next((int(r["step"]) for r in history if r.get("H(Y|X)", math.inf) < fraction * log_c), None)
+            for name, fraction in (("moves", 0.9), ("confident", 0.1))}
+
+
+def neighbour_stats(X: np.ndarray, speakers: np.ndarray, queries: int = 1000, k: int = 10,
+                    seed: int = 0, chunk: int = 250) -> dict[str, float]:
+    """How hard a set of (N, D) vectors is to cluster by speaker, after the l2 norm the trainer applies: the share
+    of the variance within speakers, and, for ``queries`` sampled points searched against all N (exact), the
+    fraction whose nearest neighbour is the same speaker and the mean same-speaker fraction of the ``k`` nearest."""
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    _, inverse = np.unique(speakers, return_inverse=True)
+    counts = np.bincount(inverse)
+    means = np.zeros((len(counts), X.shape[1]))
+    np.add.at(means, inverse, X)
+    means /= counts[:, None]
+    within = float(((X - means[inverse]) ** 2).sum(1).mean() / ((X - X.mean(0)) ** 2).sum(1).mean())
+    picked = np.random.default_rng(seed).choice(len(X), min(queries, len(X)), replace=False)
+    first, share = [], []
+    for start in range(0, len(picked), chunk):
+        rows = picked[start:start + chunk]
+        similarity = X[rows] @ X.T
+        similarity[np.arange(len(rows)), rows] = -np.inf  # not its own neighbour
+        nearest = np.argpartition(-similarity, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(similarity, nearest, 1), axis=1)
+        same = inverse[np.take_along_axis(nearest, order, 1)] == inverse[rows][:, None]
+        first.append(same[:, 0])
+        share.append(same.mean(1))
+    return {"within": within, "nn1": float(np.concatenate(first).mean()), f"nn{k}": float(np.concatenate(share).mean())}
+
+
+def load_labelled(vectors: Path, utt2spk: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) vectors and their (N,) speakers from a vectors file and a Kaldi utt2spk."""
+    from cimc.cluster.labels import read_label_file
+    from cimc.vectors import load_vectors
+
+    ids, X = load_vectors(vectors)
+    speaker_of = read_label_file(utt2spk)
+    return X, np.array([speaker_of[u] for u in ids])
+
+
+def write_synthetic(directory: Path, X: np.ndarray, speakers: np.ndarray) -> None:
+    """``ivectors_train.npy`` + ``.ids`` and a Kaldi ``utt2spk`` in ``directory``: bench/cluster_quality.py's input."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ids = [f"spk{s:05d}-{i:07d}" for i, s in enumerate(speakers)]
+    np.save(directory / "ivectors_train.npy", X.astype(np.float32))
+    (directory / "ivectors_train.ids").write_text("".join(f"{u}\n" for u in ids))
+    (directory / "utt2spk").write_text("".join(f"{u} spk{s:05d}\n" for u, s in zip(ids, speakers)))
 
 
 VARIANTS = {  # name -> (losses, extra CimcConfig fields); the last row is the baseline of the ratio column
@@ -101,7 +194,7 @@ def full_run(args) -> None:
     from cimc.config import load_config
     from cimc.metrics.clustering import cluster_accuracy, contingency_table, information_scores
 
-    X, truth = synthetic_ivectors(args.num_items, args.dim, args.speakers)
+    X, truth = synthetic_ivectors(args.num_items, args.dim, args.speakers, noise=args.noise)
     config = dataclasses.replace(load_config(CimcConfig, None, args.set), hidden_dim=args.hidden,
                                  batch_size=args.batch, epochs=args.epochs, device=args.device,
                                  precision=args.precision, min_steps=args.min_steps, progress=False)
@@ -117,15 +210,36 @@ def full_run(args) -> None:
     sync()
     total = time.perf_counter() - start
     steps = trainer.schedule.total_steps
-    print(f"full CIMC run: N {args.num_items}, d {args.dim}, S {args.hidden}, C {args.clusters[0]}, "
+    print(f"full CIMC run: N {args.num_items}, d {args.dim}, noise {args.noise}, S {args.hidden}, "
+          f"C {args.clusters[0]}, "
           f"{trainer.schedule.epochs} epochs of {trainer.schedule.steps_per_epoch} steps (B {trainer.schedule.batch_size}), "
           f"device {trainer.device}" + (f", set {' '.join(args.set)}" if args.set else ""))
     print(f"| phase | seconds |\n| --- | --- |\n| data to device + k-NN radii | {setup:.1f} |\n"
           f"| training + prediction ({steps} steps, {1000 * (total - setup) / steps:.1f} ms/step) | {total - setup:.1f} |\n"
           f"| whole run | {total:.1f} ({total / 60:.2f} min) |")
     table = contingency_table(truth, result.labels)
-    print(f"{len(np.unique(result.labels))} of {args.clusters[0]} clusters used; vs the {args.speakers} synthetic "
-          f"speakers: ACC {cluster_accuracy(table):.3f}, NMI {information_scores(table)['nmi']:.3f}", flush=True)
+    summary = {"set": " ".join(args.set) or "defaults", "noise": args.noise, "acc": cluster_accuracy(table),
+               "nmi": information_scores(table)["nmi"], "acc_ceiling": acc_ceiling(truth, args.clusters[0]),
+               "used": len(np.unique(result.labels)), "steps": steps,
+               **commitment_steps(result.history, args.clusters[0]), "seconds": total}
+    print(f"{summary['used']} of {args.clusters[0]} clusters used; vs the {args.speakers} synthetic speakers: "
+          f"ACC {summary['acc']:.3f} (at most {summary['acc_ceiling']:.3f} with {args.clusters[0]} clusters), "
+          f"NMI {summary['nmi']:.3f}; predictions moved at step {summary['moves'] or '-'}, confident at step "
+          f"{summary['confident'] or '-'} (epoch-mean H(Y|X) < 0.9 and < 0.1 log C)", flush=True)
+    if args.summary:
+        with open(args.summary, "a") as f:
+            f.write(json.dumps(summary) + "\n")
+
+
+def summary_table(path: Path) -> str:
+    """Markdown table of the full runs recorded in ``path`` (one JSON line each, from ``--summary``)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = ["| run | noise | ACC (ceiling) | NMI | clusters used | moves / confident at step (of) | minutes |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['set']} | {r['noise']} | {r['acc']:.3f} ({r['acc_ceiling']:.3f}) | {r['nmi']:.3f} | "
+              f"{r['used']} | {r['moves'] or '-'} / {r['confident'] or '-'} (of {r['steps']}) | "
+              f"{r['seconds'] / 60:.1f} |" for r in rows]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -145,9 +259,46 @@ def main() -> None:
     parser.add_argument("--speakers", type=int, default=5994, help="synthetic speakers (full run)")
     parser.add_argument("--epochs", type=int, default=150)
     parser.add_argument("--min-steps", type=int, default=1000, help="CimcConfig.min_steps (no effect at 1.09M)")
+    parser.add_argument("--noise", type=float, default=2.2,
+                        help="within-speaker std of the synthetic set (speaker means: std 1); see above")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="full run: override a CimcConfig field (e.g. entropy_warmup=0), repeatable")
+    parser.add_argument("--summary", type=Path, help="full run: append its results as a JSON line to this file")
+    parser.add_argument("--summary-table", type=Path, metavar="FILE",
+                        help="print the Markdown table of the full runs in FILE (from --summary) and exit")
+    parser.add_argument("--write-synthetic", type=Path, metavar="DIR",
+                        help="write the synthetic set (--num-items, --dim, --speakers, --noise) to DIR and exit")
+    parser.add_argument("--fit-to", type=Path, metavar="DIR",
+                        help="--write-synthetic: a two-covariance Gaussian set fitted to DIR/ivectors_train.npy "
+                             "and DIR/utt2spk (as many points and speakers) instead of isotropic noise")
+    parser.add_argument("--neighbour-stats", action="store_true",
+                        help="print how hard the synthetic set (or --ivectors) is: within-speaker share of the "
+                             "variance, same-speaker fraction of the 1 and 10 nearest neighbours; then exit")
+    parser.add_argument("--ivectors", type=Path, help="--neighbour-stats of this .npy (+ .ids) instead")
+    parser.add_argument("--utt2spk", type=Path, help="speakers of --ivectors")
     args = parser.parse_args()
+    if args.write_synthetic and args.fit_to:
+        write_synthetic(args.write_synthetic, *two_covariance_set(*load_labelled(args.fit_to / "ivectors_train.npy",
+                                                                                 args.fit_to / "utt2spk")))
+        return
+    if args.neighbour_stats:
+        if args.ivectors:
+            X, speakers = load_labelled(args.ivectors, args.utt2spk)
+            name = str(args.ivectors)
+        else:
+            X, speakers = synthetic_ivectors(args.num_items, args.dim, args.speakers, noise=args.noise)
+            name = f"synthetic N {args.num_items}, d {args.dim}, {args.speakers} speakers, noise {args.noise}"
+        stats = neighbour_stats(X.astype(np.float32), speakers)
+        print(f"{name}: within-speaker share {stats['within']:.3f}, nearest neighbour the same speaker "
+              f"{stats['nn1']:.3f}, of the 10 nearest {stats['nn10']:.3f}")
+        return
+    if args.summary_table:
+        print(summary_table(args.summary_table))
+        return
+    if args.write_synthetic:
+        write_synthetic(args.write_synthetic, *synthetic_ivectors(args.num_items, args.dim, args.speakers,
+                                                                  noise=args.noise))
+        return
 
     import torch
 
