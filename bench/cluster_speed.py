@@ -194,7 +194,11 @@ def full_run(args) -> None:
     from cimc.config import load_config
     from cimc.metrics.clustering import cluster_accuracy, contingency_table, information_scores
 
-    X, truth = synthetic_ivectors(args.num_items, args.dim, args.speakers, noise=args.noise)
+    if args.fit_to:  # a Gaussian set with the covariances of real i-vectors (their dimension, not --dim)
+        X, truth = two_covariance_set(*load_labelled(args.fit_to / "ivectors_train.npy", args.fit_to / "utt2spk"),
+                                      n=args.num_items, n_speakers=args.speakers)
+    else:
+        X, truth = synthetic_ivectors(args.num_items, args.dim, args.speakers, noise=args.noise)
     config = dataclasses.replace(load_config(CimcConfig, None, args.set), hidden_dim=args.hidden,
                                  batch_size=args.batch, epochs=args.epochs, device=args.device,
                                  precision=args.precision, min_steps=args.min_steps, progress=False)
@@ -210,7 +214,7 @@ def full_run(args) -> None:
     sync()
     total = time.perf_counter() - start
     steps = trainer.schedule.total_steps
-    print(f"full CIMC run: N {args.num_items}, d {args.dim}, noise {args.noise}, S {args.hidden}, "
+    print(f"full CIMC run: N {args.num_items}, d {X.shape[1]}, noise {summary_noise(args)}, S {args.hidden}, "
           f"C {args.clusters[0]}, "
           f"{trainer.schedule.epochs} epochs of {trainer.schedule.steps_per_epoch} steps (B {trainer.schedule.batch_size}), "
           f"device {trainer.device}" + (f", set {' '.join(args.set)}" if args.set else ""))
@@ -218,7 +222,7 @@ def full_run(args) -> None:
           f"| training + prediction ({steps} steps, {1000 * (total - setup) / steps:.1f} ms/step) | {total - setup:.1f} |\n"
           f"| whole run | {total:.1f} ({total / 60:.2f} min) |")
     table = contingency_table(truth, result.labels)
-    summary = {"set": " ".join(args.set) or "defaults", "noise": args.noise, "acc": cluster_accuracy(table),
+    summary = {"set": " ".join(args.set) or "defaults", "noise": summary_noise(args), "acc": cluster_accuracy(table),
                "nmi": information_scores(table)["nmi"], "acc_ceiling": acc_ceiling(truth, args.clusters[0]),
                "used": len(np.unique(result.labels)), "steps": steps,
                **commitment_steps(result.history, args.clusters[0]), "seconds": total}
@@ -229,6 +233,11 @@ def full_run(args) -> None:
     if args.summary:
         with open(args.summary, "a") as f:
             f.write(json.dumps(summary) + "\n")
+
+
+def summary_noise(args) -> str | float:
+    """How the full run's set was made: its noise, or the i-vectors it was fitted to."""
+    return f"fitted to {args.fit_to}" if args.fit_to else args.noise
 
 
 def summary_table(path: Path) -> str:
@@ -269,8 +278,9 @@ def main() -> None:
     parser.add_argument("--write-synthetic", type=Path, metavar="DIR",
                         help="write the synthetic set (--num-items, --dim, --speakers, --noise) to DIR and exit")
     parser.add_argument("--fit-to", type=Path, metavar="DIR",
-                        help="--write-synthetic: a two-covariance Gaussian set fitted to DIR/ivectors_train.npy "
-                             "and DIR/utt2spk (as many points and speakers) instead of isotropic noise")
+                        help="a two-covariance Gaussian set fitted to DIR/ivectors_train.npy and DIR/utt2spk "
+                             "instead of isotropic noise: --write-synthetic (as many points and speakers as DIR) "
+                             "or --full-run (--num-items, --speakers)")
     parser.add_argument("--neighbour-stats", action="store_true",
                         help="print how hard the synthetic set (or --ivectors) is: within-speaker share of the "
                              "variance, same-speaker fraction of the 1 and 10 nearest neighbours; then exit")

@@ -9,6 +9,11 @@
 #     NOISE (default 2.2) is the set's within-speaker std: 2.2 is as hard as the mini_synth 2,000 / 5,000 sets
 #     (88 % of the 10 nearest neighbours the same speaker); the runs logged before 2026-12-02 used 0.8, where
 #     every neighbour is and CIMC reached ACC 0.819 of a possible 0.834 (bench/cluster_speed.py's docstring).
+#     FIT_TO=DIR instead draws the set from a Gaussian with the between- and within-speaker covariances of
+#     DIR/ivectors_train.npy + DIR/utt2spk (e.g. the 200-speaker mini_synth set, whose 200 speakers give a
+#     full-rank 100 x 100 between-speaker covariance; carry the folder to the GPU machine). On the 2,000 set's
+#     covariances such a set showed mixup's long-run cost as the i-vectors do; isotropic noise did not
+#     (docs/cimc_tuning.md, "Can a synthetic set stand in for the i-vectors?").
 #   bash bench/gpu_cluster.sh              # full size (GPU machine), ~6 min
 #   SIZE=tiny bash bench/gpu_cluster.sh    # seconds on a CPU, to check the script works
 #   CLUSTERS=5000 STEPS=10 bash bench/gpu_cluster.sh   # shorter step table (each new C compiles the loss math again)
@@ -53,7 +58,7 @@ also_runs() {  # one whole run per ';'-separated part of ALSO_SET, with the give
   if [ "${SIZE:-full}" = tiny ]; then
     $PY bench/cluster_speed.py --batch 512 --dim 40 --hidden 64 --clusters 50 100 --steps 2 --warmup 1
     tiny=(--num-items 3000 --dim 40 --hidden 64 --batch 512 --speakers 60 --clusters 50 --epochs 3 --min-steps 0
-          --noise "${NOISE:-1.0}")
+          --noise "${NOISE:-1.0}" ${FIT_TO:+--fit-to "$FIT_TO"})
     full_run "${tiny[@]}"
     also_runs "${tiny[@]}"
   else
@@ -61,8 +66,9 @@ also_runs() {  # one whole run per ';'-separated part of ALSO_SET, with the give
     if [ -n "$CLUSTERS" ]; then  # CLUSTERS= skips the step table
       $PY bench/cluster_speed.py --steps "${STEPS:-20}" --warmup 3 --clusters $CLUSTERS
     fi
-    full_run --noise "${NOISE:-2.2}"
-    also_runs --noise "${NOISE:-2.2}"
+    set_args=(--noise "${NOISE:-2.2}" ${FIT_TO:+--fit-to "$FIT_TO"})
+    full_run "${set_args[@]}"
+    also_runs "${set_args[@]}"
   fi
   echo "whole runs ($RUNS):"
   $PY bench/cluster_speed.py --summary-table "$RUNS"
