@@ -295,6 +295,10 @@ def main() -> None:
         if args.ivectors:
             X, speakers = load_labelled(args.ivectors, args.utt2spk)
             name = str(args.ivectors)
+        elif args.fit_to:
+            X, speakers = two_covariance_set(*load_labelled(args.fit_to / "ivectors_train.npy", args.fit_to / "utt2spk"),
+                                             n=args.num_items, n_speakers=args.speakers)
+            name = f"N {args.num_items}, {args.speakers} speakers, fitted to {args.fit_to}"
         else:
             X, speakers = synthetic_ivectors(args.num_items, args.dim, args.speakers, noise=args.noise)
             name = f"synthetic N {args.num_items}, d {args.dim}, {args.speakers} speakers, noise {args.noise}"
