@@ -91,13 +91,12 @@ def neighbour_stats(X: np.ndarray, speakers: np.ndarray, queries: int = 1000, k:
     """How hard a set of (N, D) vectors is to cluster by speaker, after the l2 norm the trainer applies: the share
     of the variance within speakers, and, for ``queries`` sampled points searched against all N (exact), the
     fraction whose nearest neighbour is the same speaker and the mean same-speaker fraction of the ``k`` nearest."""
+    from cimc.ivector.backend import class_scatter
+
     X = X / np.linalg.norm(X, axis=1, keepdims=True)
     _, inverse = np.unique(speakers, return_inverse=True)
-    counts = np.bincount(inverse)
-    means = np.zeros((len(counts), X.shape[1]))
-    np.add.at(means, inverse, X)
-    means /= counts[:, None]
-    within = float(((X - means[inverse]) ** 2).sum(1).mean() / ((X - X.mean(0)) ** 2).sum(1).mean())
+    _, within_cov, between_cov = class_scatter(X, inverse)  # per sample: within + between = total
+    within = float(np.trace(within_cov) / (np.trace(within_cov) + np.trace(between_cov)))
     picked = np.random.default_rng(seed).choice(len(X), min(queries, len(X)), replace=False)
     first, share = [], []
     for start in range(0, len(picked), chunk):
@@ -120,6 +119,18 @@ def load_labelled(vectors: Path, utt2spk: Path) -> tuple[np.ndarray, np.ndarray]
     ids, X = load_vectors(vectors)
     speaker_of = read_label_file(utt2spk)
     return X, np.array([speaker_of[u] for u in ids])
+
+
+def make_set(args, source_size: bool = False) -> tuple[np.ndarray, np.ndarray, str | float]:
+    """The set the arguments describe, (N, D) float32 and (N,) speakers, and how it was made: ``--fit-to DIR``'s
+    two-covariance set ("fitted to DIR"; as many points and speakers as DIR with ``source_size``, else
+    ``--num-items`` and ``--speakers``), or isotropic noise (``--noise``)."""
+    if args.fit_to:
+        size = {} if source_size else {"n": args.num_items, "n_speakers": args.speakers}
+        X, speakers = two_covariance_set(*load_labelled(args.fit_to / "ivectors_train.npy", args.fit_to / "utt2spk"),
+                                         **size)
+        return X, speakers, f"fitted to {args.fit_to}"
+    return *synthetic_ivectors(args.num_items, args.dim, args.speakers, noise=args.noise), args.noise
 
 
 def write_synthetic(directory: Path, X: np.ndarray, speakers: np.ndarray) -> None:
@@ -194,11 +205,7 @@ def full_run(args) -> None:
     from cimc.config import load_config
     from cimc.metrics.clustering import cluster_accuracy, contingency_table, information_scores
 
-    if args.fit_to:  # a Gaussian set with the covariances of real i-vectors (their dimension, not --dim)
-        X, truth = two_covariance_set(*load_labelled(args.fit_to / "ivectors_train.npy", args.fit_to / "utt2spk"),
-                                      n=args.num_items, n_speakers=args.speakers)
-    else:
-        X, truth = synthetic_ivectors(args.num_items, args.dim, args.speakers, noise=args.noise)
+    X, truth, made = make_set(args)  # fitted to real i-vectors: their dimension, not --dim
     config = dataclasses.replace(load_config(CimcConfig, None, args.set), hidden_dim=args.hidden,
                                  batch_size=args.batch, epochs=args.epochs, device=args.device,
                                  precision=args.precision, min_steps=args.min_steps, progress=False)
@@ -214,7 +221,7 @@ def full_run(args) -> None:
     sync()
     total = time.perf_counter() - start
     steps = trainer.schedule.total_steps
-    print(f"full CIMC run: N {args.num_items}, d {X.shape[1]}, noise {summary_noise(args)}, S {args.hidden}, "
+    print(f"full CIMC run: N {args.num_items}, d {X.shape[1]}, noise {made}, S {args.hidden}, "
           f"C {args.clusters[0]}, "
           f"{trainer.schedule.epochs} epochs of {trainer.schedule.steps_per_epoch} steps (B {trainer.schedule.batch_size}), "
           f"device {trainer.device}" + (f", set {' '.join(args.set)}" if args.set else ""))
@@ -222,7 +229,7 @@ def full_run(args) -> None:
           f"| training + prediction ({steps} steps, {1000 * (total - setup) / steps:.1f} ms/step) | {total - setup:.1f} |\n"
           f"| whole run | {total:.1f} ({total / 60:.2f} min) |")
     table = contingency_table(truth, result.labels)
-    summary = {"set": " ".join(args.set) or "defaults", "noise": summary_noise(args), "acc": cluster_accuracy(table),
+    summary = {"set": " ".join(args.set) or "defaults", "noise": made, "acc": cluster_accuracy(table),
                "nmi": information_scores(table)["nmi"], "acc_ceiling": acc_ceiling(truth, args.clusters[0]),
                "used": len(np.unique(result.labels)), "steps": steps,
                **commitment_steps(result.history, args.clusters[0]), "seconds": total}
@@ -233,11 +240,6 @@ def full_run(args) -> None:
     if args.summary:
         with open(args.summary, "a") as f:
             f.write(json.dumps(summary) + "\n")
-
-
-def summary_noise(args) -> str | float:
-    """How the full run's set was made: its noise, or the i-vectors it was fitted to."""
-    return f"fitted to {args.fit_to}" if args.fit_to else args.noise
 
 
 def summary_table(path: Path) -> str:
@@ -287,31 +289,23 @@ def main() -> None:
     parser.add_argument("--ivectors", type=Path, help="--neighbour-stats of this .npy (+ .ids) instead")
     parser.add_argument("--utt2spk", type=Path, help="speakers of --ivectors")
     args = parser.parse_args()
-    if args.write_synthetic and args.fit_to:
-        write_synthetic(args.write_synthetic, *two_covariance_set(*load_labelled(args.fit_to / "ivectors_train.npy",
-                                                                                 args.fit_to / "utt2spk")))
+    if args.write_synthetic:
+        X, speakers, _ = make_set(args, source_size=True)
+        write_synthetic(args.write_synthetic, X, speakers)
         return
     if args.neighbour_stats:
         if args.ivectors:
             X, speakers = load_labelled(args.ivectors, args.utt2spk)
             name = str(args.ivectors)
-        elif args.fit_to:
-            X, speakers = two_covariance_set(*load_labelled(args.fit_to / "ivectors_train.npy", args.fit_to / "utt2spk"),
-                                             n=args.num_items, n_speakers=args.speakers)
-            name = f"N {args.num_items}, {args.speakers} speakers, fitted to {args.fit_to}"
         else:
-            X, speakers = synthetic_ivectors(args.num_items, args.dim, args.speakers, noise=args.noise)
-            name = f"synthetic N {args.num_items}, d {args.dim}, {args.speakers} speakers, noise {args.noise}"
-        stats = neighbour_stats(X.astype(np.float32), speakers)
+            X, speakers, made = make_set(args)
+            name = f"synthetic N {len(X)}, d {X.shape[1]}, {args.speakers} speakers, noise {made}"
+        stats = neighbour_stats(X, speakers)
         print(f"{name}: within-speaker share {stats['within']:.3f}, nearest neighbour the same speaker "
               f"{stats['nn1']:.3f}, of the 10 nearest {stats['nn10']:.3f}")
         return
     if args.summary_table:
         print(summary_table(args.summary_table))
-        return
-    if args.write_synthetic:
-        write_synthetic(args.write_synthetic, *synthetic_ivectors(args.num_items, args.dim, args.speakers,
-                                                                  noise=args.noise))
         return
 
     import torch
