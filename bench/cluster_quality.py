@@ -125,7 +125,7 @@ def load_variants(path: Path) -> list[Variant]:
 
 def run_method(name: str, X: np.ndarray, n_clusters: int, seed: int,
                overrides: tuple[tuple[str, object], ...] = ()) -> tuple[np.ndarray, float]:
-    """Labels of method ``name`` at its default config with ``seed`` and ``overrides`` (neural methods only)."""
+    """Labels of method ``name`` at its default config with ``seed`` and ``overrides`` (any field of its config)."""
     from cimc.cluster.base import config_class, make_clusterer
     from cimc.config import from_dict, to_dict
 
@@ -133,8 +133,8 @@ def run_method(name: str, X: np.ndarray, n_clusters: int, seed: int,
     config = cls() if cls is not None else None
     if config is not None:
         values = to_dict(config)
-        if name in NEURAL:
-            values.update(dict(overrides))
+        values.update(dict(overrides))
+        if "progress" in values:
             values["progress"] = False
         if "seed" in values:
             values["seed"] = seed
@@ -321,7 +321,9 @@ def main() -> None:
         variants = load_variants(args.variants)
     else:
         variants = [Variant(m, m) for m in args.methods.split(",")]
-    variants = [dataclasses.replace(v, overrides=common + v.overrides) for v in variants]
+    # --set is a CIMC/IMSAT field; a row's own `set` may name any field of its method's config (e.g. n_init)
+    variants = [dataclasses.replace(v, overrides=(common if v.method in NEURAL else ()) + v.overrides)
+                for v in variants]
     if len(args.ivectors) != len(args.utt2spk):
         parser.error("give one --utt2spk for each --ivectors")
     named = [] if args.no_digits else [("digits", load_digits_set())]

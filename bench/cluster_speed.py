@@ -121,16 +121,25 @@ def load_labelled(vectors: Path, utt2spk: Path) -> tuple[np.ndarray, np.ndarray]
     return X, np.array([speaker_of[u] for u in ids])
 
 
-def make_set(args, source_size: bool = False) -> tuple[np.ndarray, np.ndarray, str | float]:
+def make_set(args) -> tuple[np.ndarray, np.ndarray, str | float]:
     """The set the arguments describe, (N, D) float32 and (N,) speakers, and how it was made: ``--fit-to DIR``'s
-    two-covariance set ("fitted to DIR"; as many points and speakers as DIR with ``source_size``, else
-    ``--num-items`` and ``--speakers``), or isotropic noise (``--noise``)."""
+    two-covariance set ("fitted to DIR"), or isotropic noise (``--noise``); ``--num-items`` and ``--speakers``
+    points and speakers (see :func:`resolve_size`)."""
     if args.fit_to:
-        size = {} if source_size else {"n": args.num_items, "n_speakers": args.speakers}
         X, speakers = two_covariance_set(*load_labelled(args.fit_to / "ivectors_train.npy", args.fit_to / "utt2spk"),
-                                         **size)
+                                         n=args.num_items, n_speakers=args.speakers)
         return X, speakers, f"fitted to {args.fit_to}"
     return *synthetic_ivectors(args.num_items, args.dim, args.speakers, noise=args.noise), args.noise
+
+
+def resolve_size(args) -> None:
+    """Fill in ``--num-items`` / ``--speakers`` left unset: the source's sizes for ``--write-synthetic`` with
+    ``--fit-to`` (None: two_covariance_set takes DIR's), else the paper's 1,092,009 and 5,994."""
+    keep_source = args.write_synthetic is not None and args.fit_to is not None
+    if args.num_items is None and not keep_source:
+        args.num_items = 1_092_009
+    if args.speakers is None and not keep_source:
+        args.speakers = 5994
 
 
 def write_synthetic(directory: Path, X: np.ndarray, speakers: np.ndarray) -> None:
@@ -266,8 +275,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = leave as is)")
     parser.add_argument("--metrics", action="store_true", help="also run bench/metrics_speed.py if present")
     parser.add_argument("--full-run", action="store_true")
-    parser.add_argument("--num-items", type=int, default=1_092_009)
-    parser.add_argument("--speakers", type=int, default=5994, help="synthetic speakers (full run)")
+    parser.add_argument("--num-items", type=int,
+                        help="points of the synthetic set (default 1,092,009; --write-synthetic --fit-to DIR: DIR's)")
+    parser.add_argument("--speakers", type=int,
+                        help="synthetic speakers (default 5,994; --write-synthetic --fit-to DIR: DIR's)")
     parser.add_argument("--epochs", type=int, default=150)
     parser.add_argument("--min-steps", type=int, default=1000, help="CimcConfig.min_steps (no effect at 1.09M)")
     parser.add_argument("--noise", type=float, default=2.2,
@@ -281,16 +292,16 @@ def main() -> None:
                         help="write the synthetic set (--num-items, --dim, --speakers, --noise) to DIR and exit")
     parser.add_argument("--fit-to", type=Path, metavar="DIR",
                         help="a two-covariance Gaussian set fitted to DIR/ivectors_train.npy and DIR/utt2spk "
-                             "instead of isotropic noise: --write-synthetic (as many points and speakers as DIR) "
-                             "or --full-run (--num-items, --speakers)")
+                             "instead of isotropic noise (--num-items points of --speakers speakers)")
     parser.add_argument("--neighbour-stats", action="store_true",
                         help="print how hard the synthetic set (or --ivectors) is: within-speaker share of the "
                              "variance, same-speaker fraction of the 1 and 10 nearest neighbours; then exit")
     parser.add_argument("--ivectors", type=Path, help="--neighbour-stats of this .npy (+ .ids) instead")
     parser.add_argument("--utt2spk", type=Path, help="speakers of --ivectors")
     args = parser.parse_args()
+    resolve_size(args)
     if args.write_synthetic:
-        X, speakers, _ = make_set(args, source_size=True)
+        X, speakers, _ = make_set(args)
         write_synthetic(args.write_synthetic, X, speakers)
         return
     if args.neighbour_stats:

@@ -53,6 +53,24 @@ def test_run_all_keeps_the_data_filter_and_stops_at_the_budget(cq, capsys):
     assert "time budget reached: 6 of 6 fits not run" in capsys.readouterr().out
 
 
+def test_a_rows_overrides_reach_a_classical_method_and_an_unknown_field_is_named(cq):
+    # hard, overlapping blobs so that 1 and 10 k-means++ starts give different labellings
+    X, _ = make_blobs(300, centers=12, n_features=2, cluster_std=2.5, random_state=0)
+    X = X.astype(np.float32)
+    from sklearn.cluster import KMeans
+
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)  # kmeans l2-normalises by default
+    for n_init in (1, 10):
+        labels, _ = cq.run_method("kmeans", X, 12, seed=3, overrides=(("backend", "sklearn"), ("n_init", n_init)))
+        expected = KMeans(12, n_init=n_init, random_state=3).fit_predict(Xn)
+        assert cq.score(expected, labels)["acc"] == pytest.approx(1.0)
+    one, _ = cq.run_method("kmeans", X, 12, seed=3, overrides=(("backend", "sklearn"),))
+    ten, _ = cq.run_method("kmeans", X, 12, seed=3, overrides=(("backend", "sklearn"), ("n_init", 10)))
+    assert cq.score(one, ten)["acc"] < 1.0  # the override changed the fit
+    with pytest.raises(Exception, match="n_starts"):
+        cq.run_method("kmeans", X, 12, seed=3, overrides=(("n_starts", 10),))
+
+
 def test_unbalanced_subset_gives_log_uniform_sizes_and_keeps_each_class_first_items(cq):
     labels = np.repeat([5, 7, 9], 10)[np.random.default_rng(1).permutation(30)]
     keep = cq.unbalanced_subset(labels, 2, 8, seed=3)
