@@ -123,22 +123,34 @@ def load_variants(path: Path) -> list[Variant]:
     return out
 
 
-def run_method(name: str, X: np.ndarray, n_clusters: int, seed: int,
-               overrides: tuple[tuple[str, object], ...] = ()) -> tuple[np.ndarray, float]:
-    """Labels of method ``name`` at its default config with ``seed`` and ``overrides`` (any field of its config)."""
-    from cimc.cluster.base import config_class, make_clusterer
+def method_config(name: str, seed: int, overrides: tuple[tuple[str, object], ...] = ()):
+    """Method ``name``'s default config with ``seed`` and ``overrides`` (any field of it); None if it has none.
+
+    An unknown method or field raises, naming it.
+    """
+    from cimc.cluster.base import config_class
     from cimc.config import from_dict, to_dict
 
     cls = config_class(name)
-    config = cls() if cls is not None else None
-    if config is not None:
-        values = to_dict(config)
-        values.update(dict(overrides))
-        if "progress" in values:
-            values["progress"] = False
-        if "seed" in values:
-            values["seed"] = seed
-        config = from_dict(cls, values, where=name)
+    if cls is None:
+        if overrides:
+            raise ValueError(f"{name} takes no config, so it cannot set {', '.join(k for k, _ in overrides)}")
+        return None
+    values = to_dict(cls())
+    values.update(dict(overrides))
+    if "progress" in values:
+        values["progress"] = False
+    if "seed" in values:
+        values["seed"] = seed
+    return from_dict(cls, values, where=name)
+
+
+def run_method(name: str, X: np.ndarray, n_clusters: int, seed: int,
+               overrides: tuple[tuple[str, object], ...] = ()) -> tuple[np.ndarray, float]:
+    """Labels of method ``name`` at its default config with ``seed`` and ``overrides`` (any field of its config)."""
+    from cimc.cluster.base import make_clusterer
+
+    config = method_config(name, seed, overrides)
     start = time.perf_counter()
     labels = make_clusterer(name, config).fit_predict(X, n_clusters)
     return np.asarray(labels), time.perf_counter() - start

@@ -153,3 +153,23 @@ def test_records_name_the_line_that_is_not_a_fit(cq, tmp_path):
     records.write_text('{"data": "d", "variant": "v", "seed": 0}\nnot json\n')
     with pytest.raises(ValueError, match=r"fits.jsonl:2: not a fit record"):
         cq.read_records(records)
+
+
+def test_every_recorded_sweep_list_still_builds_its_configs(cq):
+    """Each bench/sweeps/*.yaml is the command of a result in bench/results/: a renamed config field must fail here."""
+    from cimc.cluster.cimc import CimcConfig
+
+    sweeps = sorted((BENCH.parent / "sweeps").glob("*.yaml"))
+    assert len(sweeps) >= 20
+    # A list with a .patch beside it screens fields that exist only with that throwaway patch applied.
+    patched = [path for path in sweeps if path.with_suffix(".patch").exists()]
+    assert [path.name for path in patched] == ["cimc_mixup_window.yaml"]
+    for path in sorted(set(sweeps) - set(patched)):
+        for variant in cq.load_variants(path):
+            config = cq.method_config(variant.method, 3, variant.overrides)
+            for field, value in variant.overrides:
+                assert getattr(config, field) == (tuple(value) if isinstance(value, list) else value), (path, field)
+            if isinstance(config, CimcConfig):
+                assert (config.seed, config.progress) == (3, False)
+    with pytest.raises(Exception, match="no_such_field"):
+        cq.method_config("cimc", 0, (("no_such_field", 1),))
