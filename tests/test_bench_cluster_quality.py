@@ -158,6 +158,7 @@ def test_records_name_the_line_that_is_not_a_fit(cq, tmp_path):
 def test_every_recorded_sweep_list_still_builds_its_configs(cq):
     """Each bench/sweeps/*.yaml is the command of a result in bench/results/: a renamed config field must fail here."""
     from cimc.cluster.cimc import CimcConfig
+    from cimc.config import ConfigError
 
     sweeps = sorted((BENCH.parent / "sweeps").glob("*.yaml"))
     assert len(sweeps) >= 20
@@ -171,5 +172,14 @@ def test_every_recorded_sweep_list_still_builds_its_configs(cq):
                 assert getattr(config, field) == (tuple(value) if isinstance(value, list) else value), (path, field)
             if isinstance(config, CimcConfig):
                 assert (config.seed, config.progress) == (3, False)
-    with pytest.raises(Exception, match="no_such_field"):
+    with pytest.raises(ConfigError, match="no_such_field"):
         cq.method_config("cimc", 0, (("no_such_field", 1),))
+
+
+def test_a_method_without_config_refuses_fields_instead_of_dropping_them(cq, monkeypatch):
+    import cimc.cluster.base
+
+    monkeypatch.setattr(cimc.cluster.base, "config_class", lambda name: None)
+    assert cq.method_config("kmeans", 0) is None
+    with pytest.raises(ValueError, match="kmeans takes no config, so it cannot set n_init"):
+        cq.method_config("kmeans", 0, (("n_init", 10),))
