@@ -7,6 +7,8 @@ silently); ``save_config`` writes the resolved values beside a run's outputs.
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,15 +24,64 @@ class ConfigError(ValueError):
     """A config file or override that does not fit its dataclass."""
 
 
+def _type_name(hint: Any) -> str:
+    """``tuple[float, float]`` as written, a plain class by its name."""
+    return str(hint).replace("typing.", "") if typing.get_args(hint) else getattr(hint, "__name__", str(hint))
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """Turn a YAML/CLI value into ``hint``'s type where that is unambiguous (nested dataclasses, tuples)."""
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+    """Check ``value`` against ``hint`` and convert where that is unambiguous; a mismatch raises
+    :class:`ConfigError` naming the field (``lr=abc`` fails here, not deep inside a trainer).
+
+    Converted: an int for a float, a float written in exponent form without a dot (YAML 1.1, which PyYAML
+    follows, reads ``2e-3`` as a string), a list for a tuple, one item for a variable-length tuple, a
+    mapping for a nested dataclass.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        return _coerce(value, options[0], where) if len(options) == 1 else value
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping of {hint.__name__} fields, got {value!r}")
         return from_dict(hint, value, where)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+    if hint is bool or hint is str:
+        if not isinstance(value, hint):
+            empty = " (an empty value is null in YAML; write '' for an empty string)" if value is None else ""
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}{empty}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ConfigError(f"{where}: expected int, got {value!r}")
+        return int(value)
+    if hint is float:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected float, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ConfigError(f"{where}: expected float, got {value!r}")
         return float(value)
-    if origin is tuple and isinstance(value, list):
-        return tuple(value)
+    if hint in (tuple, list) or origin in (tuple, list):
+        variadic = len(args) == 2 and args[1] is Ellipsis
+        if variadic and isinstance(args[0], type) and isinstance(value, args[0]) and not isinstance(value, bool):
+            value = [value]  # losses=imsat means [imsat]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list ({_type_name(hint)}), got {value!r}")
+        if variadic:
+            items = [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+        elif origin is tuple and args:
+            if len(value) != len(args):
+                raise ConfigError(f"{where}: expected {len(args)} values ({_type_name(hint)}), got {value!r}")
+            items = [_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+        elif origin is list and args:
+            items = [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+        else:
+            items = list(value)
+        return tuple(items) if (hint is tuple or origin is tuple) else items
     return value
 
 

@@ -47,6 +47,64 @@ def test_config_unknown_key_is_named(tmp_path):
         load_config(Toy, tmp_path / "missing.yaml")
 
 
+@dataclasses.dataclass
+class Typed:
+    epochs: int = 150
+    lr: float = 0.01
+    progress: bool = True
+    device: str = "auto"
+    betas: tuple[float, float] = (0.9, 0.999)
+    losses: tuple[str, ...] = ("imsat",)
+    threshold: float | None = None
+
+
+@pytest.mark.parametrize(
+    "override, field, expected",
+    [
+        ("lr=2e-3", "lr", 0.002),  # YAML 1.1 (PyYAML) reads 2e-3 as a string
+        ("lr=1", "lr", 1.0),
+        ("betas=[0, 1]", "betas", (0.0, 1.0)),
+        ("losses=supcon", "losses", ("supcon",)),
+        ("losses=[imsat, mixup]", "losses", ("imsat", "mixup")),
+        ("threshold=null", "threshold", None),
+        ("threshold=0.5", "threshold", 0.5),
+        ("device=cuda:1", "device", "cuda:1"),
+    ],
+)
+def test_config_override_is_converted_to_the_field_type(override, field, expected):
+    value = getattr(load_config(Typed, None, [override]), field)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("lr=abc", r"Typed\.lr: expected float, got 'abc'"),
+        ("lr=true", r"Typed\.lr: expected float"),
+        ("epochs=1e4", r"Typed\.epochs: expected int, got '1e4'"),
+        ("epochs=2.5", r"Typed\.epochs: expected int"),
+        ("progress=1", r"Typed\.progress: expected bool"),
+        ("device=", r"Typed\.device: expected str, got None \(an empty value"),
+        ("betas=[1, 2, 3]", r"Typed\.betas: expected 2 values"),
+        ("losses=[imsat, 3]", r"Typed\.losses\[1\]: expected str, got 3"),
+        ("threshold=[1]", r"Typed\.threshold: expected float"),
+    ],
+)
+def test_config_value_of_the_wrong_type_is_named(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(Typed, None, [override])
+
+
+def test_config_file_value_of_the_wrong_type_names_the_file(tmp_path):
+    path = tmp_path / "toy.yaml"
+    path.write_text("optim:\n  lr: fast\n")
+    with pytest.raises(ConfigError, match=r"toy\.yaml\.optim\.lr: expected float, got 'fast'"):
+        load_config(Toy, path)
+    path.write_text("optim: 0.1\n")
+    with pytest.raises(ConfigError, match=r"toy\.yaml\.optim: expected a mapping of Optim fields"):
+        load_config(Toy, path)
+
+
 def test_atomic_path_keeps_old_file_on_failure(tmp_path):
     out = tmp_path / "labels.txt"
     out.write_text("old")
