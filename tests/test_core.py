@@ -125,8 +125,9 @@ def test_vectors_round_trip(tmp_path, kaldi):
     got_ids, got = load_vectors(tmp_path / "iv.npy")
     assert got_ids == ids and np.array_equal(got, x)
     if kaldi:
-        scp_ids, scp = load_vectors(tmp_path / "iv.scp")
-        assert scp_ids == ids and np.allclose(scp, x)
+        for kaldi_file in ("iv.scp", "iv.ark"):
+            kaldi_ids, kaldi_x = load_vectors(tmp_path / kaldi_file)
+            assert kaldi_ids == ids and np.array_equal(kaldi_x, x)
 
 
 def test_vectors_bad_shapes_are_named(tmp_path):
@@ -136,6 +137,34 @@ def test_vectors_bad_shapes_are_named(tmp_path):
     (tmp_path / "y.ids").write_text("a\n")
     with pytest.raises(ValueError, match="y.ids: 1 ids for 2 rows"):
         load_vectors(tmp_path / "y.npy")
+
+
+def test_vectors_bad_kaldi_entries_are_named(tmp_path):
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    save_vectors(tmp_path / "iv", ["a", "b", "c"], x, kaldi=True)
+    lines = (tmp_path / "iv.scp").read_text().splitlines()
+    cases = {  # scp text -> the error that names its line, utterance or file
+        "\n".join([lines[0], "d missing.ark:12", lines[1]]): r"bad\.scp:2: cannot read utterance 'd' from 'missing\.ark:12'",
+        "\n".join([lines[0], "e"]): r"bad\.scp:2: expected 'utterance rxspecifier', got 'e'",
+        "\n".join([lines[0], lines[1], lines[0]]): r"bad\.scp: utterance 'a' appears more than once",
+    }
+    for text, message in cases.items():
+        (tmp_path / "bad.scp").write_text(text + "\n")
+        with pytest.raises(ValueError, match=message):
+            load_vectors(tmp_path / "bad.scp")
+    (tmp_path / "blank.scp").write_text("\n".join(lines) + "\n\n")  # blank lines are skipped
+    assert load_vectors(tmp_path / "blank.scp")[0] == ["a", "b", "c"]
+
+    import kaldiio
+
+    with kaldiio.WriteHelper(f"ark:{tmp_path / 'mixed.ark'}") as writer:
+        writer("a", x[0])
+        writer("b", x[1, :3])
+    with pytest.raises(ValueError, match=r"mixed\.ark: utterance 'b' has 3 values, 'a' has 4"):
+        load_vectors(tmp_path / "mixed.ark")
+    (tmp_path / "iv.ids").write_text("a\nb\na\n")
+    with pytest.raises(ValueError, match=r"iv\.ids: utterance 'a' appears more than once"):
+        load_vectors(tmp_path / "iv.npy")
 
 
 def test_trials_round_trip_and_errors(tmp_path):
