@@ -1,4 +1,4 @@
-"""Small helpers shared by every stage: logging, atomic writes, devices, `.done` markers."""
+"""Small helpers shared by every stage: logging, atomic writes, devices, `.done` markers, unique ids."""
 from __future__ import annotations
 
 import contextlib
@@ -6,8 +6,9 @@ import logging
 import os
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
 
@@ -78,3 +79,17 @@ def mark_done(out_dir: str | Path) -> None:
     """Leave a ``.done`` marker in ``out_dir`` (icefall/Kaldi convention for resumable stages)."""
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / ".done").touch()
+
+
+def name_some(items: Iterable[str], limit: int = 10) -> str:
+    """The first ``limit`` items, comma-separated, with " ..." when there are more (for error messages)."""
+    items = list(items)
+    return ", ".join(items[:limit]) + (" ..." if len(items) > limit else "")
+
+
+def check_unique(ids: Iterable[str], what: str, where: str | Path | None = None) -> None:
+    """Raise ``ValueError`` naming (and counting) ids that occur more than once, prefixed by ``where`` (a file)."""
+    dups = sorted(i for i, n in Counter(ids).items() if n > 1)
+    if dups:
+        prefix = f"{where}: " if where is not None else ""
+        raise ValueError(f"{prefix}{len(dups)} duplicate {what} id(s): {name_some(dups)}")

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from cimc.utils import atomic_path, write_text_atomic
+from cimc.utils import atomic_path, check_unique, write_text_atomic
 
 
 def _strip(path: str | Path) -> Path:
@@ -56,19 +56,12 @@ def _read_scp(scp: Path) -> list[tuple[str, np.ndarray]]:
     return items
 
 
-def _check_unique(path: Path, ids: Sequence[str]) -> None:
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        duplicate = next(utt for utt in ids if utt in seen or seen.add(utt))
-        raise ValueError(f"{path}: utterance {duplicate!r} appears more than once")
-
-
 def _stack(path: Path, items: Sequence[tuple[str, np.ndarray]]) -> tuple[list[str], np.ndarray]:
     """Check ids are unique and vectors of one size; return (ids, (N, D) float32)."""
     if not items:
         raise ValueError(f"{path}: no vectors")
     ids = [utt for utt, _ in items]
-    _check_unique(path, ids)
+    check_unique(ids, "utterance", path)
     rows = [np.asarray(v, dtype=np.float32).reshape(-1) for _, v in items]
     for utt, row in zip(ids, rows):
         if row.size != rows[0].size:
@@ -99,7 +92,7 @@ def load_vectors(path: str | Path) -> tuple[list[str], np.ndarray]:
         ids = ids_file.read_text().split()
         if len(ids) != vectors.shape[0]:
             raise ValueError(f"{ids_file}: {len(ids)} ids for {vectors.shape[0]} rows of {npy}")
-        _check_unique(ids_file, ids)
+        check_unique(ids, "utterance", ids_file)
     else:
         ids = [str(i) for i in range(vectors.shape[0])]
     return ids, vectors

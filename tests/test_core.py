@@ -146,7 +146,7 @@ def test_vectors_bad_kaldi_entries_are_named(tmp_path):
     cases = {  # scp text -> the error that names its line, utterance or file
         "\n".join([lines[0], "d missing.ark:12", lines[1]]): r"bad\.scp:2: cannot read utterance 'd' from 'missing\.ark:12'",
         "\n".join([lines[0], "e"]): r"bad\.scp:2: expected 'utterance rxspecifier', got 'e'",
-        "\n".join([lines[0], lines[1], lines[0]]): r"bad\.scp: utterance 'a' appears more than once",
+        "\n".join([lines[0], lines[1], lines[0]]): r"bad\.scp: 1 duplicate utterance id\(s\): a$",
     }
     for text, message in cases.items():
         (tmp_path / "bad.scp").write_text(text + "\n")
@@ -163,7 +163,7 @@ def test_vectors_bad_kaldi_entries_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"mixed\.ark: utterance 'b' has 3 values, 'a' has 4"):
         load_vectors(tmp_path / "mixed.ark")
     (tmp_path / "iv.ids").write_text("a\nb\na\n")
-    with pytest.raises(ValueError, match=r"iv\.ids: utterance 'a' appears more than once"):
+    with pytest.raises(ValueError, match=r"iv\.ids: 1 duplicate utterance id\(s\): a$"):
         load_vectors(tmp_path / "iv.npy")
 
 

@@ -13,25 +13,13 @@ Cut id == supervision id == utterance id, and == recording id unless the corpus 
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 from typing import Iterable
 
-from cimc.utils import atomic_path, write_text_atomic
+from cimc.utils import atomic_path, check_unique, name_some, write_text_atomic
 
 logger = logging.getLogger(__name__)
-
-
-def _name_some(items: Iterable[str], limit: int = 10) -> str:
-    items = list(items)
-    return ", ".join(items[:limit]) + (" ..." if len(items) > limit else "")
-
-
-def check_unique(ids: Iterable[str], what: str) -> None:
-    """Raise ``ValueError`` naming (and counting) ids that occur more than once."""
-    dups = sorted(i for i, n in Counter(ids).items() if n > 1)
-    if dups:
-        raise ValueError(f"{len(dups)} duplicate {what} id(s): {_name_some(dups)}")
 
 
 def make_cuts(recordings, supervisions):
@@ -49,10 +37,10 @@ def make_cuts(recordings, supervisions):
     by_id = {r.id: r for r in recordings}
     missing = [s.id for s in supervisions if s.recording_id not in by_id]
     if missing:
-        raise ValueError(f"{len(missing)} utterance(s) refer to unknown recordings: {_name_some(missing)}")
+        raise ValueError(f"{len(missing)} utterance(s) refer to unknown recordings: {name_some(missing)}")
     no_speaker = [s.id for s in supervisions if not s.speaker]
     if no_speaker:
-        raise ValueError(f"{len(no_speaker)} utterance(s) have no speaker: {_name_some(no_speaker)}")
+        raise ValueError(f"{len(no_speaker)} utterance(s) have no speaker: {name_some(no_speaker)}")
     cuts = []
     for sup in supervisions:
         channel = sup.channel if isinstance(sup.channel, int) else 0
