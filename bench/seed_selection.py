@@ -27,25 +27,21 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster_quality import load_digits_set, load_ivector_set, method_config, score  # noqa: E402
+from cluster_quality import _init_worker, load_digits_set, load_ivector_set, method_config, read_records, score  # noqa: E402
 
 TAIL = 10  # the final loss is the mean over the last 1 / TAIL of the epochs
 
 
 def fit(task: tuple[str, str, int, np.ndarray, np.ndarray]) -> dict:
-    """One fit at the defaults: ACC / NMI, the final loss and VAT term, seconds."""
+    """One fit at the defaults: ACC / NMI, the final loss and VAT term, seconds (in a worker: one thread)."""
     data, method, seed, X, y = task
-    import torch
-
-    import cimc.cluster  # noqa: F401  (registers every method)
     from cimc.cluster.base import make_clusterer
 
-    torch.set_num_threads(1)
     clusterer = make_clusterer(method, method_config(method, seed))
     start = time.perf_counter()
     labels = clusterer.fit_predict(X, len(np.unique(y)))
     tail = clusterer.history[-max(1, len(clusterer.history) // TAIL):]
-    return {"data": data, "method": method, "seed": seed, **score(y, labels),
+    return {"data": data, "variant": method, "seed": seed, **score(y, labels),
             "final_loss": float(np.mean([r["loss"] for r in tail])),
             "final_vat": float(np.mean([r["vat"] for r in tail])), "seconds": time.perf_counter() - start}
 
@@ -70,8 +66,8 @@ def summary(records: list[dict], ks: tuple[int, ...]) -> str:
 
     head = ["data", "method", "seeds", "rho(loss, ACC)", "rho(loss, NMI)"] + [f"best of {k} by loss" for k in ks]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for data, method in dict.fromkeys((r["data"], r["method"]) for r in records):
-        fits = [r for r in records if r["data"] == data and r["method"] == method]
+    for data, method in dict.fromkeys((r["data"], r["variant"]) for r in records):
+        fits = [r for r in records if r["data"] == data and r["variant"] == method]
         loss = np.array([r["final_loss"] for r in fits])
         acc, nmi = (np.array([r[m] for r in fits]) for m in ("acc", "nmi"))
         rho = [f"{spearmanr(loss, v)[0]:+.2f}" if len(fits) > 2 else "" for v in (acc, nmi)]
@@ -101,24 +97,24 @@ def main() -> None:
     named += [(Path(v).parent.name or v, load_ivector_set(v, u)) for v, u in zip(args.ivectors, args.utt2spk)]
     sets = {f"{name} (N={len(y)}, C={len(np.unique(y))})": (X, y) for name, (X, y) in named}
 
-    records = [json.loads(line) for line in args.records.read_text().splitlines() if line.strip()] \
-        if args.records and args.records.exists() else []
-    done = {(r["data"], r["method"], r["seed"]) for r in records}
+    recorded = read_records(args.records)  # the same JSON lines as cluster_quality's, plus the final loss
+    records = list(recorded.values())
     tasks = [(d, m, s, *sets[d]) for s in range(args.seeds) for d in sets for m in args.methods.split(",")
-             if (d, m, s) not in done]
+             if (d, m, s) not in recorded]
     print(f"{len(records)} fits from {args.records}, {len(tasks)} to run", flush=True)
     import concurrent.futures as cf
     import multiprocessing
 
-    with cf.ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with cf.ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                initializer=_init_worker, initargs=(1,)) as pool:
         for r in pool.map(fit, tasks):
-            print(f"{r['data']} {r['method']} seed {r['seed']}: ACC {r['acc']:.3f} NMI {r['nmi']:.3f} "
+            print(f"{r['data']} {r['variant']} seed {r['seed']}: ACC {r['acc']:.3f} NMI {r['nmi']:.3f} "
                   f"loss {r['final_loss']:.4f} ({r['seconds']:.0f} s)", flush=True)
             records.append(r)
             if args.records:
                 with args.records.open("a") as f:
                     f.write(json.dumps(r) + "\n")
-    wanted = [r for r in records if r["data"] in sets and r["method"] in args.methods.split(",")
+    wanted = [r for r in records if r["data"] in sets and r["variant"] in args.methods.split(",")
               and r["seed"] < args.seeds]
     ks = tuple(dict.fromkeys((1, *(int(k) for k in args.best_of.split(",")))))
     text = ("ACC / NMI; best of 1 is one fit (the baseline). rho: Spearman rank correlation over the seeds "

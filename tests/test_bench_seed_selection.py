@@ -34,7 +34,7 @@ def test_best_of_k_matches_enumerating_every_subset(seed_selection):
 def test_summary_by_hand(seed_selection):
     # losses 3, 1, 2 with ACC 0.5, 0.9, 0.7: a lower loss always goes with a higher ACC (rho -1);
     # best of 2: subsets {0,1} -> 0.9, {0,2} -> 0.7, {1,2} -> 0.9, mean 0.833
-    records = [{"data": "d", "method": "m", "seed": s, "acc": a, "nmi": a, "final_loss": l}
+    records = [{"data": "d", "variant": "m", "seed": s, "acc": a, "nmi": a, "final_loss": l}
                for s, (l, a) in enumerate([(3.0, 0.5), (1.0, 0.9), (2.0, 0.7)])]
     row = seed_selection.summary(records, (1, 2, 3, 4)).splitlines()[2]
     assert row == "| d | m | 3 | -1.00 | -1.00 | 0.700 / 0.700 | 0.833 / 0.833 | 0.900 / 0.900 |  |"
