@@ -47,7 +47,7 @@ def _read_scp(scp: Path) -> list[tuple[str, np.ndarray]]:
         if len(line.split(maxsplit=1)) != 2:
             raise ValueError(f"{scp}:{lineno}: expected 'utterance rxspecifier', got {line!r}")
     items: list[tuple[str, np.ndarray]] = []
-    try:  # the sequential reader keeps each ark open: 4x faster than one open per utterance
+    try:  # the sequential reader keeps each ark open, not one open per utterance (bench/vectors_io.py)
         items.extend(kaldiio.load_scp_sequential(io.StringIO("".join(f"{line}\n" for _, line in entries))))
     except Exception as e:  # kaldiio raises OSError, ValueError or its own errors for a bad entry
         lineno, line = entries[min(len(items), len(entries) - 1)]
