@@ -94,7 +94,26 @@ def from_dict(cls: type[T], values: dict[str, Any], where: str = "config") -> T:
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {unknown} for {cls.__name__}; valid fields: {sorted(names)}")
-    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()})
+    coerced = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    try:
+        return cls(**coerced)
+    except ConfigError:
+        raise
+    except ValueError as e:  # a dataclass's own check (__post_init__): add the file, or the class
+        raise ConfigError(f"{where}: {e}") from e
+
+
+def require(config: Any, name: str, ok: bool, must_be: str) -> None:
+    """For a dataclass's ``__post_init__``: unless ``ok``, raise ``ValueError("NAME must be MUST_BE, got VALUE")``
+    (``from_dict`` prefixes the file or class)."""
+    if not ok:
+        raise ValueError(f"{name} must be {must_be}, got {getattr(config, name)!r}")
+
+
+def require_choice(config: Any, name: str, choices: typing.Sequence[str]) -> None:
+    """For a dataclass's ``__post_init__``: the string field ``name`` must be one of ``choices``."""
+    if getattr(config, name) not in choices:
+        raise ValueError(f"{name} {getattr(config, name)!r}: use one of {', '.join(choices)}")
 
 
 def parse_override(text: str) -> tuple[str, Any]:

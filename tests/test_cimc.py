@@ -138,6 +138,26 @@ def test_bad_model_settings_are_rejected_by_name_before_the_knn_radii(field, val
         train_cimc(np.random.default_rng(0).normal(size=(40, 4)), 2, tiny(**{field: value}))
 
 
+@pytest.mark.parametrize("line, message", [
+    ("hidden_dim: 0", "hidden_dim must be >= 1, got 0"),  # was an IndexError inside torch
+    ("batch_size: -1", "batch_size must be >= 1, got -1"),  # trained on one-point batches
+    ("supcon_temperature: 0", "supcon_temperature must be > 0, got 0.0"),
+    ("lr_decay: 2", r"lr_decay must be in \(0, 1\], got 2.0"),
+    ("momentum: 1", r"momentum must be in \[0, 1\), got 1.0"),
+    ("supcon_warmup: 1.5", r"supcon_warmup must be a fraction of the run in \[0, 1\], got 1.5"),
+    ("mixup_weight: -1", "mixup_weight must be >= 0, got -1.0"),
+    ("precision: fp16", "precision 'fp16': use one of auto, fp32, tf32, bf16"),
+    ("losses: []", "the loss list is empty"),
+    ("losses: [imsat, supcn]", "unknown loss term 'supcn'"),  # was raised only once training began
+])
+def test_config_file_values_no_run_can_use_are_named_with_the_file(tmp_path, line, message):
+    from cimc.config import ConfigError, load_config
+
+    (tmp_path / "cimc.yaml").write_text(line + "\n")
+    with pytest.raises(ConfigError, match=r"cimc\.yaml: " + message):
+        load_config(CimcConfig, tmp_path / "cimc.yaml")
+
+
 def test_schedule_keeps_paper_numbers_at_voxceleb_size_and_adds_steps_on_small_sets():
     cfg = CimcConfig()
     big = make_schedule(1_092_009, cfg)

@@ -138,3 +138,16 @@ def test_bad_input_is_named():
         make_clusterer("gmm").fit_predict(np.ones(10), 2)
     with pytest.raises(ValueError, match="backend"):
         method("kmeans", backend="cuda-magic").fit_predict(np.eye(4), 2)
+
+
+@pytest.mark.parametrize("name, field, value", [
+    ("kmeans", "n_init", 0), ("kmeans", "max_iter", 0), ("kmeans", "chunk_size", -5),  # torch backend: obscure
+    ("kmeans", "init_sample", 0), ("spectral", "pruning", 0.0), ("spectral", "pruning", 2.0),
+    ("spectral", "max_clusters", 1),
+])
+def test_baseline_configs_reject_values_by_name(name, field, value):
+    from cimc.config import ConfigError, load_config
+    from cimc.cluster.base import config_class
+
+    with pytest.raises(ConfigError, match=rf"{field} must be .*, got {value}"):
+        load_config(config_class(name), None, [f"{field}={value}"])

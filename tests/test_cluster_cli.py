@@ -179,6 +179,35 @@ def test_cluster_ablation_from_spec_with_overrides(corpus):
     assert "silhouette" not in (root / "abl" / "table.md").read_text()
 
 
+def test_cluster_ablation_checks_every_row_before_running_any(corpus):
+    from cimc.config import ConfigError
+
+    root, _, _ = corpus
+    spec = {"method": "kmeans", "num_clusters": [3],
+            "rows": [{"name": "good"}, {"name": "typo", "overrides": ["n_init=0"]}]}
+    (root / "ablation.yaml").write_text(yaml.safe_dump(spec))
+    args = ["cluster-ablation", "--input", root / "ivectors.npy", "--ref", root / "utt2spk", "--spec",
+            root / "ablation.yaml", "--output", root / "abl"]
+    with pytest.raises(ConfigError, match=r"ablation row 'typo': KMeansConfig: n_init must be >= 1, got 0"):
+        CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert not (root / "abl").exists()  # the good row did not run first
+    spec["rows"] = [{"name": "a/b"}]
+    (root / "ablation.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(ValueError, match="row name 'a/b' cannot name a folder"):
+        CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_cluster_reads_its_config_before_the_vectors(corpus):
+    from cimc.config import ConfigError
+
+    root, _, _ = corpus
+    (root / "broken.npy").write_text("not numpy\n")
+    with pytest.raises(ConfigError, match="n_init must be >= 1"):
+        CliRunner().invoke(cli, ["cluster", "--input", str(root / "broken.npy"), "--method", "kmeans",
+                                 "--num-clusters", "3", "--override", "n_init=0", "--output", str(root / "x")],
+                           catch_exceptions=False)
+
+
 def test_ablation_rows_describe_their_loss_combination():
     from cimc.cluster.ablation import AblationRow, loss_description
 

@@ -167,6 +167,24 @@ def test_vectors_bad_kaldi_entries_are_named(tmp_path):
         load_vectors(tmp_path / "iv.npy")
 
 
+@dataclasses.dataclass
+class Checked:
+    rate: float = 0.5
+
+    def __post_init__(self):
+        from cimc.config import require
+
+        require(self, "rate", 0 <= self.rate <= 1, "in [0, 1]")
+
+
+def test_config_own_checks_name_the_file_or_class(tmp_path):
+    with pytest.raises(ConfigError, match=r"^Checked: rate must be in \[0, 1\], got 2\.0$"):
+        load_config(Checked, None, ["rate=2"])
+    (tmp_path / "c.yaml").write_text("rate: -1\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: rate must be in \[0, 1\], got -1\.0$"):
+        load_config(Checked, tmp_path / "c.yaml")
+
+
 def test_trials_round_trip_and_errors(tmp_path):
     trials = [Trial("a", "b", True), Trial("a", "c", False)]
     write_trials(tmp_path / "trials.txt", trials)

@@ -97,11 +97,20 @@ def run_ablation(input_path: str | Path, ref_path: str | Path, rows: Sequence[Ab
     names = [r.name for r in rows]
     if len(set(names)) != len(names):
         raise ValueError(f"ablation row names must be unique, got {names}")
+    for name in names:  # each names a folder OUT/<name>_C<C>
+        if not name.strip() or "/" in name or name in (".", ".."):
+            raise ValueError(f"ablation row name {name!r} cannot name a folder (empty, '/', '.' or '..')")
+    # Every row's config is resolved before the first is trained: a typo in the last row fails now, not hours in.
+    losses = {}
+    for row in rows:
+        try:
+            losses[row.name] = loss_description(row.method or method, row)
+        except ValueError as e:
+            raise ConfigError(f"ablation row {row.name!r}: {e}") from e
     output_dir = Path(output_dir)
     results = []
     for row in rows:
         row_method = row.method or method
-        losses = loss_description(row_method, row)
         for c in num_clusters:
             run_dir = output_dir / f"{row.name}_C{c}"
             metrics_file = run_dir / "metrics.json"
@@ -109,12 +118,12 @@ def run_ablation(input_path: str | Path, ref_path: str | Path, rows: Sequence[Ab
                 logger.info("ablation row %s, C = %d: done, reusing %s", row.name, c, metrics_file)
                 metrics = json.loads(metrics_file.read_text())
             else:
-                logger.info("ablation row %s (%s), C = %d", row.name, losses or row_method, c)
+                logger.info("ablation row %s (%s), C = %d", row.name, losses[row.name], c)
                 cluster_to_dir(input_path, row_method, c, run_dir, row.config or None, row.overrides, ref=ref_path)
                 metrics = evaluate_label_files(ref_path, run_dir / "labels.txt",
                                                features=input_path if feature_metrics else None)
                 write_text_atomic(metrics_file, json.dumps(metrics, indent=2) + "\n")
-            results.append({"row": row.name, "losses": losses, "C": c, **metrics})
+            results.append({"row": row.name, "losses": losses[row.name], "C": c, **metrics})
     write_text_atomic(output_dir / "table.md", ablation_markdown(results))
     write_text_atomic(output_dir / "table.csv", ablation_csv(results))
     return results

@@ -21,6 +21,7 @@ import logging
 import numpy as np
 
 from cimc.cluster.base import Clusterer, register_clusterer
+from cimc.config import require, require_choice
 from cimc.metrics.clustering import encode_labels
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,15 @@ class KMeansConfig:
     init_sample: int | None = None  # torch: run k-means++ on this many random points (None: all)
     l2_normalize: bool = True
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        # scikit-learn checks its own arguments; the torch backend would fail obscurely (n_init 0, max_iter 0)
+        require_choice(self, "backend", ("auto", "sklearn", "torch"))
+        for name in ("n_init", "max_iter"):
+            require(self, name, getattr(self, name) >= 1, ">= 1")
+        require(self, "tol", self.tol >= 0, ">= 0")
+        require(self, "chunk_size", self.chunk_size >= 0, ">= 0 (0: the device's default)")
+        require(self, "init_sample", self.init_sample is None or self.init_sample >= 1, "null (all points) or >= 1")
 
 
 @register_clusterer("kmeans", config=KMeansConfig)
@@ -188,6 +198,13 @@ class SpectralConfig:
     assign_labels: str = "kmeans"  # kmeans | discretize | cluster_qr
     l2_normalize: bool = True
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        require_choice(self, "affinity", ("cosine", "nearest_neighbors"))
+        require(self, "pruning", 0 < self.pruning <= 1, "a fraction in (0, 1]")
+        for name in ("n_neighbors", "max_dense_points"):
+            require(self, name, getattr(self, name) >= 1, ">= 1")
+        require(self, "max_clusters", self.max_clusters >= 2, ">= 2 (the eigengap compares K = 1 .. max_clusters)")
 
 
 @register_clusterer("spectral", config=SpectralConfig)

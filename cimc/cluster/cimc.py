@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from cimc.cluster.base import Clusterer, register_clusterer
+from cimc.config import require, require_choice
 from cimc.utils import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,36 @@ class CimcConfig:
     checkpoint_dir: str = ""  # "" = no checkpoints; else resume from / save to DIR/checkpoint.pt
     checkpoint_every: int = 10  # epochs
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Reject values no run can use, naming the field (cimc.config.load_config adds the file).
+
+        Without this, ``batch_size: -1`` trained on one-point batches and ``hidden_dim: 0`` failed deep in
+        torch with an IndexError.
+        """
+        for name in ("hidden_dim", "knn_k", "batch_size", "epochs", "min_batches_per_epoch", "min_batch_size",
+                     "supcon_chunk", "knn_chunk", "checkpoint_every"):
+            require(self, name, getattr(self, name) >= 1, ">= 1")
+        for name in ("output_init_scale", "eps_scale", "vat_xi", "supcon_temperature", "mixup_alpha", "lr",
+                     "vicreg_gamma"):
+            require(self, name, getattr(self, name) > 0, "> 0")
+        for name in ("hidden_init_scale", "lam", "mu", "supcon_weight", "mixup_weight", "vicreg_var_weight",
+                     "vicreg_cov_weight", "supcon_start_entropy", "min_steps"):
+            require(self, name, getattr(self, name) >= 0, ">= 0")
+        for name in ("entropy_warmup", "supcon_warmup"):
+            require(self, name, 0 <= getattr(self, name) <= 1, "a fraction of the run in [0, 1]")
+        require(self, "lr_decay", 0 < self.lr_decay <= 1, "in (0, 1]")
+        require(self, "momentum", 0 <= self.momentum < 1, "in [0, 1)")
+        for name, choices in CHOICES.items():
+            require_choice(self, name, choices)
+        from cimc.cluster.losses import expand_loss_names
+
+        expand_loss_names(self.losses)  # an unknown or empty list fails here, not when training starts
+
+
+# String fields with a fixed set of values (device is free-form: cpu, cuda, cuda:1 ...).
+CHOICES = {"optimizer": ("adam", "sgd"), "precision": ("auto", "fp32", "tf32", "bf16"),
+           "compile_losses": ("auto", "always", "never"), "supcon_features": ("logits", "probs")}
 
 
 @dataclasses.dataclass

@@ -78,10 +78,10 @@ def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, 
     if is_done(output_dir):
         logger.info("%s is done; delete it (or its .done) to recluster", output_dir)
         return np.load(output_dir / "labels.npy")
+    clusterer = load_method(method, config_path, overrides)  # a config error before minutes of reading vectors
     ids, X = load_vectors(input_path)
     if exclude is not None:
         ids, X = drop_excluded(ids, X, exclude)
-    clusterer = load_method(method, config_path, overrides)
     if getattr(clusterer.config, "checkpoint_dir", None) == "":
         clusterer.config.checkpoint_dir = str(output_dir / "checkpoint")
     kwargs: dict[str, Any] = {}

@@ -71,8 +71,6 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.x = torch.from_numpy(X).to(self.device)
         self.schedule = make_schedule(len(X), config)
-        if not 0.0 <= config.entropy_warmup <= 1.0:
-            raise ValueError(f"entropy_warmup must be a fraction of the run in [0, 1], got {config.entropy_warmup}")
         self.terms = build_loss_terms(config, matmul_dtype, loss_kernels(config, self.device))
         self.supcon_start = int(config.supcon_warmup * self.schedule.total_steps)
         self.supcon_began: int | None = None  # step at which SupCon's gate opened
