@@ -69,22 +69,38 @@ def _stack(path: Path, items: Sequence[tuple[str, np.ndarray]]) -> tuple[list[st
     return ids, np.stack(rows)
 
 
+def _check_finite(path: Path, ids: Sequence[str], vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Raise naming the first utterance whose vector holds NaN or inf (a metric or a score would be NaN)."""
+    # A row's float64 sum is finite exactly when every float32 value in it is: no (N, D) mask at 1M x 400.
+    bad = np.flatnonzero(~np.isfinite(vectors.sum(axis=1, dtype=np.float64)))
+    if bad.size:
+        raise ValueError(f"{path}: the vector of utterance {ids[bad[0]]!r} (row {bad[0]}) holds NaN or inf; "
+                         f"{bad.size} of {len(ids)} vectors do")
+    return list(ids), vectors
+
+
 def load_vectors(path: str | Path) -> tuple[list[str], np.ndarray]:
     """Load (ids, vectors (N, D) float32) from ``X.npy`` (+ ``X.ids``), ``X.scp`` or ``X.ark``.
 
-    A .npy without a .ids file gets ids ``"0" .. "N-1"``. Ids must be unique.
+    A .npy without a .ids file gets ids ``"0" .. "N-1"``. Ids must be unique; values must be finite.
     """
     path = Path(path)
     if path.suffix == ".scp":
-        return _stack(path, _read_scp(path))
+        return _check_finite(path, *_stack(path, _read_scp(path)))
     if path.suffix == ".ark":
         import kaldiio
 
-        return _stack(path, list(kaldiio.load_ark(str(path))))
+        return _check_finite(path, *_stack(path, list(kaldiio.load_ark(str(path)))))
     npy = _strip(path).with_suffix(".npy")
     if not npy.is_file():
         raise FileNotFoundError(f"vectors file {npy} does not exist")
-    vectors = np.load(npy).astype(np.float32, copy=False)
+    try:
+        vectors = np.load(npy)
+    except (OSError, ValueError) as e:  # not a .npy, truncated, or an object array
+        raise ValueError(f"{npy}: cannot read it as a .npy matrix: {e}") from e
+    if not np.issubdtype(vectors.dtype, np.number) or np.issubdtype(vectors.dtype, np.complexfloating):
+        raise ValueError(f"{npy}: expected a matrix of real numbers, got dtype {vectors.dtype}")
+    vectors = vectors.astype(np.float32, copy=False)
     if vectors.ndim != 2:
         raise ValueError(f"{npy}: expected an (N, D) matrix, got shape {vectors.shape}")
     ids_file = npy.with_suffix(".ids")
@@ -95,4 +111,4 @@ def load_vectors(path: str | Path) -> tuple[list[str], np.ndarray]:
         check_unique(ids, "utterance", ids_file)
     else:
         ids = [str(i) for i in range(vectors.shape[0])]
-    return ids, vectors
+    return _check_finite(npy, ids, vectors)

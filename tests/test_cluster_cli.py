@@ -208,6 +208,18 @@ def test_cluster_reads_its_config_before_the_vectors(corpus):
                            catch_exceptions=False)
 
 
+def test_cluster_metrics_names_rows_and_explains_unnamed_vectors(corpus, monkeypatch):
+    root, ids, y = corpus
+    np.save(root / "rows.npy", np.load(root / "ivectors.npy"))  # no rows.ids: its utterances are "0", "1", ...
+    with pytest.raises(ValueError, match=r"no vector in .*rows\.npy \(it has no \.ids file beside it"):
+        CliRunner().invoke(cli, ["cluster-metrics", "--ref", str(root / "utt2spk"), "--hyp", str(root / "utt2spk"),
+                                 "--features", str(root / "rows.npy"), "--output", str(root / "m.json")],
+                           catch_exceptions=False)
+    monkeypatch.chdir(root)  # a hyp given without a folder: the row is named after the current one
+    printed = invoke("cluster-metrics", "--ref", "utt2spk", "--hyp", "utt2spk", "--output", "m.json").stdout
+    assert printed.splitlines()[2].startswith(f"| {root.name} |")
+
+
 def test_ablation_rows_describe_their_loss_combination():
     from cimc.cluster.ablation import AblationRow, loss_description
 

@@ -167,6 +167,28 @@ def test_vectors_bad_kaldi_entries_are_named(tmp_path):
         load_vectors(tmp_path / "iv.npy")
 
 
+@pytest.mark.parametrize("fmt", ["npy", "scp", "ark"])
+def test_vectors_with_nan_or_inf_are_named_by_utterance(tmp_path, fmt):
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    x[1, 2], x[2, 0] = np.nan, -np.inf
+    save_vectors(tmp_path / "iv", ["a", "b", "c"], x, kaldi=True)
+    with pytest.raises(ValueError, match=rf"iv\.{fmt}: the vector of utterance 'b' \(row 1\) holds NaN or inf; "
+                                         r"2 of 3 vectors do"):
+        load_vectors(tmp_path / f"iv.{fmt}")
+    big = np.full((2, 4), np.finfo(np.float32).max, dtype=np.float32)  # finite, though their float32 sum is not
+    np.save(tmp_path / "big.npy", big)
+    assert np.array_equal(load_vectors(tmp_path / "big.npy")[1], big)
+
+
+def test_vectors_file_that_is_not_a_real_matrix_is_named(tmp_path):
+    np.save(tmp_path / "words.npy", np.array([["a", "b"]]))
+    with pytest.raises(ValueError, match=r"words\.npy: expected a matrix of real numbers, got dtype <U1"):
+        load_vectors(tmp_path / "words.npy")
+    (tmp_path / "text.npy").write_text("not numpy\n")
+    with pytest.raises(ValueError, match=r"text\.npy: cannot read it as a \.npy matrix"):
+        load_vectors(tmp_path / "text.npy")
+
+
 @dataclasses.dataclass
 class Checked:
     rate: float = 0.5

@@ -63,7 +63,12 @@ def cluster_metrics_command(ref, hyp, features, silhouette_sample, name, output)
 
     metrics = evaluate_label_files(ref, hyp, features, silhouette_sample or None)
     write_text_atomic(output, json.dumps(metrics, indent=2) + "\n")
-    click.echo(metrics_table({name or Path(hyp).parent.name: metrics}), nl=False)
+    click.echo(metrics_table({name or _row_name(hyp): metrics}), nl=False)
+
+
+def _row_name(path: str | Path) -> str:
+    """A table row's default name: the folder of ``path`` (exp/cluster/cimc/labels.txt -> cimc), even when relative."""
+    return Path(path).resolve().parent.name
 
 
 @click.command("cluster-table")
@@ -84,7 +89,7 @@ def cluster_table_command(results, output) -> None:
         path = Path(path)
         if not path.is_file():
             raise click.BadParameter(f"{path} does not exist", param_hint="RESULTS")
-        rows[name or path.parent.name] = json.loads(path.read_text())
+        rows[name or _row_name(path)] = json.loads(path.read_text())
     table = metrics_table(rows)
     if output:
         write_text_atomic(output, table)

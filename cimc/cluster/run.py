@@ -125,7 +125,10 @@ def evaluate_label_files(ref_path: str | Path, hyp_path: str | Path, features: s
         row = {u: i for i, u in enumerate(ids)}
         missing = [u for u in utts if u not in row]
         if missing:
-            raise ValueError(f"{len(missing)} evaluated utterances have no vector in {features}, e.g. {missing[:5]}")
+            unnamed = Path(features).suffix == ".npy" and not Path(features).with_suffix(".ids").is_file()
+            hint = " (it has no .ids file beside it, so its rows are named 0, 1, ...)" if unnamed else ""
+            raise ValueError(f"{len(missing)} evaluated utterances have no vector in {features}{hint}, "
+                             f"e.g. {missing[:5]}")
         X = vectors[[row[u] for u in utts]]
         X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
     result = clustering_metrics(ref, hyp, X, silhouette_sample=silhouette_sample, seed=seed)
