@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
 
+logger = logging.getLogger(__name__)
+
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
 
 
@@ -61,13 +63,24 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def resolve_device(device: str = "auto") -> str:
-    """Map ``auto`` to ``cuda`` when a GPU is visible, else ``cpu``; pass other names through."""
-    if device != "auto":
-        return device
+def resolve_device(device: str = "auto", cpu_fallback: bool = False) -> str:
+    """Map ``auto`` to ``cuda`` when a GPU is visible, else ``cpu``; pass other names through.
+
+    ``cuda`` asked for where torch sees no GPU is an error that says so (torch's own is an AssertionError,
+    "Torch not compiled with CUDA enabled", at the first tensor moved there), or with ``cpu_fallback``
+    (embedding with a model trained on a GPU) a warning and ``cpu``.
+    """
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        if cpu_fallback:
+            logger.warning("device %s requested but CUDA is not available; using the CPU", device)
+            return "cpu"
+        raise ValueError(f"device {device!r}: torch {torch.__version__} sees no CUDA GPU (a CPU build, or "
+                         f"CUDA_VISIBLE_DEVICES empty); use device auto or cpu")
+    return device
 
 
 def is_done(out_dir: str | Path) -> bool:

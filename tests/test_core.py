@@ -207,6 +207,18 @@ def test_config_own_checks_name_the_file_or_class(tmp_path):
         load_config(Checked, tmp_path / "c.yaml")
 
 
+def test_resolve_device_says_when_cuda_is_missing(monkeypatch, caplog):
+    import torch
+
+    from cimc.utils import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu" and resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match=r"device 'cuda:1': torch .* sees no CUDA GPU"):
+        resolve_device("cuda:1")
+    assert resolve_device("cuda", cpu_fallback=True) == "cpu" and "CUDA is not available" in caplog.text
+
+
 def test_trials_round_trip_and_errors(tmp_path):
     trials = [Trial("a", "b", True), Trial("a", "c", False)]
     write_trials(tmp_path / "trials.txt", trials)

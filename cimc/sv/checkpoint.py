@@ -73,10 +73,7 @@ def init_distributed(device: str) -> DistEnv:
     """
     import torch.distributed as dist
 
-    name = resolve_device(device)
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        logger.warning("device %s requested but CUDA is not available; using the CPU", name)
-        name = "cpu"
+    name = resolve_device(device, cpu_fallback=True)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if name.startswith("cuda"):

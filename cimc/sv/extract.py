@@ -109,9 +109,7 @@ def extract_to_file(exp_dir: str | Path, cuts_path: str | Path, output: str | Pa
     if not Path(cuts_path).is_file():
         raise FileNotFoundError(f"cuts manifest {cuts_path} does not exist")
     cuts = subset_cuts(CutSet.from_file(cuts_path), max_utts)
-    name = resolve_device(device or config.extract.device)
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        name = "cpu"
+    name = resolve_device(device or config.extract.device, cpu_fallback=True)
     logger.info("embedding %d utterances of %s with %s/%s on %s", len(cuts), cuts_path, exp_dir, model_file, name)
     ids, vectors = extract_embeddings(encoder, config.features, cuts, name, config.extract.max_seconds,
                                       config.extract.num_workers)
