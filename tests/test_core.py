@@ -180,6 +180,18 @@ def test_vectors_with_nan_or_inf_are_named_by_utterance(tmp_path, fmt):
     assert np.array_equal(load_vectors(tmp_path / "big.npy")[1], big)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nonfinite_rows_matches_the_elementwise_mask(dtype):
+    from cimc.vectors import nonfinite_rows
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 7)).astype(dtype)
+    x[rng.integers(0, 50, 8), rng.integers(0, 7, 8)] = rng.choice([np.nan, np.inf, -np.inf], 8)
+    x[3] = np.finfo(dtype).max  # finite values whose sum overflows in their own precision
+    x[4, :2] = [np.inf, -np.inf]
+    assert np.array_equal(nonfinite_rows(x), np.flatnonzero(~np.isfinite(x).all(axis=1)))
+
+
 def test_vectors_file_that_is_not_a_real_matrix_is_named(tmp_path):
     np.save(tmp_path / "words.npy", np.array([["a", "b"]]))
     with pytest.raises(ValueError, match=r"words\.npy: expected a matrix of real numbers, got dtype <U1"):

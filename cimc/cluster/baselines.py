@@ -23,6 +23,7 @@ import numpy as np
 from cimc.cluster.base import Clusterer, register_clusterer
 from cimc.config import require, require_choice
 from cimc.metrics.clustering import encode_labels
+from cimc.vectors import nonfinite_rows
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +34,9 @@ def prepare_input(X: np.ndarray, n_clusters: int | None, l2_normalize: bool, met
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(f"{method}: expected a non-empty (N, D) matrix, got shape {X.shape}")
     X = X.astype(np.float32, copy=False)
-    bad = ~np.isfinite(X).all(axis=1)
-    if bad.any():
-        raise ValueError(f"{method}: {int(bad.sum())} rows contain NaN/inf, first at row {int(np.flatnonzero(bad)[0])}")
+    bad = nonfinite_rows(X)
+    if bad.size:
+        raise ValueError(f"{method}: {bad.size} rows contain NaN/inf, first at row {int(bad[0])}")
     if n_clusters is not None and not 1 <= n_clusters <= X.shape[0]:
         raise ValueError(f"{method}: n_clusters={n_clusters} must be between 1 and the number of points {X.shape[0]}")
     if l2_normalize:

@@ -22,6 +22,7 @@ import numpy as np
 from cimc.cluster.base import Clusterer, register_clusterer
 from cimc.config import require, require_choice
 from cimc.utils import resolve_device
+from cimc.vectors import nonfinite_rows
 
 logger = logging.getLogger(__name__)
 
@@ -167,9 +168,9 @@ def l2_normalise(X: np.ndarray) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2:
         raise ValueError(f"expected an (N, D) matrix of embeddings, got shape {X.shape}")
-    bad = ~np.isfinite(X).all(1)
-    if bad.any():
-        raise ValueError(f"row {int(np.flatnonzero(bad)[0])} of the input has NaN/inf ({int(bad.sum())} rows in all)")
+    bad = nonfinite_rows(X)
+    if bad.size:
+        raise ValueError(f"row {int(bad[0])} of the input has NaN/inf ({bad.size} rows in all)")
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     if (norms == 0).any():
         raise ValueError(f"row {int(np.flatnonzero(norms[:, 0] == 0)[0])} of the input is all zeros; cannot l2-normalise")

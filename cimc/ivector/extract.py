@@ -20,7 +20,7 @@ from cimc.ivector.frontend import report_short, split_for_job
 from cimc.ivector.jobs import run_jobs
 from cimc.ivector.pipeline import read_cuts, stats_batches
 from cimc.utils import resolve_device, write_text_atomic
-from cimc.vectors import load_vectors, save_vectors
+from cimc.vectors import load_vectors, nonfinite_rows, save_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,10 @@ def extract_job(exp_dir: Path, cuts_path: Path, name: str, job: int, num_jobs: i
         vectors.append(model.extract(counts, first).cpu().numpy())
         short.update(batch_short)
     matrix = np.concatenate(vectors) if vectors else np.zeros((0, model.ivector_dim), np.float32)
+    bad = nonfinite_rows(matrix)
+    if bad.size:  # here, in the job's log, rather than when the parts are read back
+        raise FloatingPointError(f"non-finite i-vectors for {[ids[i] for i in bad[:10]]} ({bad.size} in all); "
+                                 f"check their features")
     prefix = _part_prefix(exp_dir, name, job)
     save_vectors(prefix, ids, matrix)
     write_text_atomic(f"{prefix}.short", "".join(f"{u} {n}\n" for u, n in short.items()))
@@ -84,10 +88,7 @@ def extract_ivectors(
         ids += part_ids
         parts.append(part)
         short.update((u, int(n)) for u, n in (line.split() for line in Path(f"{prefix}.short").read_text().splitlines()))
-    vectors = np.concatenate(parts)
-    if not np.isfinite(vectors).all():
-        bad = [ids[i] for i in np.nonzero(~np.isfinite(vectors).all(1))[0][:10]]
-        raise FloatingPointError(f"non-finite i-vectors for {bad}; check their features")
+    vectors = np.concatenate(parts)  # finite: each job checked its own, and load_vectors again
     save_vectors(exp_dir / f"ivectors_{name}", ids, vectors, kaldi=kaldi)
     write_text_atomic(exp_dir / f"short_{name}.txt", "".join(f"{u} {n}\n" for u, n in short.items()))
     min_frames = load_config(IvectorConfig, exp_dir / "extractor" / "config.yaml").frontend.min_frames
