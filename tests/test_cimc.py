@@ -106,6 +106,27 @@ def test_checkpoint_of_another_problem_is_refused(tmp_path):
         train_cimc(X, 5, tiny(epochs=2, min_steps=0, checkpoint_dir=str(tmp_path)))
 
 
+def test_checkpoint_of_another_config_is_refused_by_field_before_the_knn_radii(tmp_path, monkeypatch, caplog):
+    X, _ = blobs(n_per=10, n_clusters=3, dim=4)
+    cfg = tiny(epochs=2, min_steps=0, checkpoint_dir=str(tmp_path), checkpoint_every=1)
+    train_cimc(X, 3, cfg)
+
+    def no_knn(*args, **kwargs):
+        raise AssertionError("k-NN radii computed before the checkpoint was checked")
+
+    with monkeypatch.context() as m:
+        m.setattr("cimc.cluster.trainer.kth_neighbor_distance", no_knn)
+        with pytest.raises(ValueError, match=r"trained with hidden_dim=64, lr=0\.01; this run asks for "
+                                             r"hidden_dim=32, lr=0\.002"):
+            train_cimc(X, 3, dataclasses.replace(cfg, lr=0.002, hidden_dim=32))
+        with pytest.raises(ValueError, match=r"losses=\['imsat', 'supcon', 'mixup'\]; this run asks for losses=\['imsat'\]"):
+            train_cimc(X, 3, dataclasses.replace(cfg, losses=("imsat",)))
+    # where it saves, what it shows and how it computes the same math may change
+    with caplog.at_level("INFO", logger="cimc.cluster.trainer"):
+        train_cimc(X, 3, dataclasses.replace(cfg, progress=True, checkpoint_every=5, knn_chunk=7))
+    assert "resumed CIMC" in caplog.text
+
+
 def test_hidden_init_scale_sets_weight_std_but_not_the_batchnorm_forward():
     torch.manual_seed(0)
     model = build_mlp(400, 1200, 50, output_init_scale=1e-4, hidden_init_scale=1.5)

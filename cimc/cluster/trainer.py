@@ -18,6 +18,7 @@ from tqdm import tqdm
 from cimc.cluster.cimc import (CimcConfig, MetricsFn, TrainResult, build_loss_terms, build_mlp, checkpoint_path,
                                loss_kernels, make_schedule, precision_dtypes)
 from cimc.cluster.knn import kth_neighbor_distance
+from cimc.config import to_dict
 from cimc.utils import atomic_path, resolve_device, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,17 @@ def default_metrics(reference: np.ndarray, predicted: np.ndarray) -> dict:
 def linear_ramp(steps_in: float, length: float) -> float:
     """A weight rising linearly to 1 over ``length`` steps, ``steps_in`` steps in; 1 when ``length`` is 0."""
     return 1.0 if length <= 0 else min(1.0, steps_in / length)
+
+
+# Fields a resumed run may change: where and how often it saves, what it shows, and how the same math is
+# computed (device, chunking, compiled kernels). Any other change would splice two different runs.
+RESUMABLE_CHANGES = frozenset({"checkpoint_dir", "checkpoint_every", "progress", "device", "knn_chunk",
+                               "supcon_chunk", "compile_losses"})
+
+
+def training_settings(config: CimcConfig) -> dict:
+    """The config fields a checkpoint must share with the run that resumes it (plain values, tuples as lists)."""
+    return {k: v for k, v in to_dict(config).items() if k not in RESUMABLE_CHANGES}
 
 
 def make_optimizer(model, config: CimcConfig):
@@ -81,8 +93,9 @@ class Trainer:
         self.model = build_mlp(X.shape[1], config.hidden_dim, n_clusters, config.output_init_scale,
                                config.hidden_init_scale).to(self.device)
         self.optimizer = make_optimizer(self.model, config)
-        self.eps = self._radii(X) if "vat" in [name for name, _, _ in self.terms] else None
         self.step, self.epoch, self.history = 0, 0, []
+        self._load_checkpoint()  # a checkpoint of another run is refused here too, before the radii
+        self.eps = self._radii(X) if "vat" in [name for name, _, _ in self.terms] else None
         logger.info("CIMC: N=%d D=%d C=%d losses=%s batch=%d steps/epoch=%d epochs=%d device=%s",
                     len(X), X.shape[1], n_clusters, [n for n, _, _ in self.terms], self.schedule.batch_size,
                     self.schedule.steps_per_epoch, self.schedule.epochs, self.device)
@@ -200,8 +213,7 @@ class Trainer:
         return torch.cat(labels).cpu().numpy().astype(np.int64)
 
     def run(self) -> TrainResult:
-        """Train (resuming from a checkpoint if there is one) and return labels, history and model."""
-        self._load_checkpoint()
+        """Train (from the checkpoint loaded in __init__, if there was one); return labels, history and model."""
         epochs_bar = tqdm(range(self.epoch, self.schedule.epochs), desc="CIMC training",
                           disable=not self.config.progress)
         for _ in epochs_bar:
@@ -235,7 +247,8 @@ class Trainer:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
                  "supcon_began": self.supcon_began,
                  "epoch": self.epoch, "history": self.history, "generator": self.generator.get_state(),
-                 "torch_rng": torch.get_rng_state(), "n_clusters": self.n_clusters, "n_points": len(self.x)}
+                 "torch_rng": torch.get_rng_state(), "n_clusters": self.n_clusters, "n_points": len(self.x),
+                 "config": training_settings(self.config)}
         if self.device.startswith("cuda"):
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         with atomic_path(path) as tmp:
@@ -251,6 +264,12 @@ class Trainer:
         if (state["n_clusters"], state["n_points"]) != (self.n_clusters, len(self.x)):
             raise ValueError(f"{path} was trained with C={state['n_clusters']} on N={state['n_points']} points, "
                              f"not C={self.n_clusters}, N={len(self.x)}; delete it to start afresh")
+        saved, asked = state.get("config", {}), training_settings(self.config)  # older checkpoints: no config
+        changed = sorted(k for k in saved.keys() | asked.keys() if saved and saved.get(k) != asked.get(k))
+        if changed:
+            raise ValueError(f"{path} was trained with {', '.join(f'{k}={saved.get(k)!r}' for k in changed)}; this run "
+                             f"asks for {', '.join(f'{k}={asked.get(k)!r}' for k in changed)}. Resume with the same "
+                             f"settings, or delete {path} to start afresh")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.epoch, self.history = state["step"], state["epoch"], state["history"]
