@@ -220,6 +220,14 @@ def test_cluster_metrics_names_rows_and_explains_unnamed_vectors(corpus, monkeyp
     assert printed.splitlines()[2].startswith(f"| {root.name} |")
 
 
+@pytest.mark.parametrize("text, message", [("{bad", "is not JSON"), ("[1, 2]", "holds no clustering metrics"),
+                                           ('{"acc": "x"}', "acc is 'x', not a number")])
+def test_cluster_table_names_a_file_that_is_not_metrics(tmp_path, text, message):
+    (tmp_path / "m.json").write_text(text)
+    result = CliRunner().invoke(cli, ["cluster-table", str(tmp_path / "m.json")])
+    assert result.exit_code == 2 and "m.json" in result.output and message in result.output
+
+
 def test_ablation_rows_describe_their_loss_combination():
     from cimc.cluster.ablation import AblationRow, loss_description
 

@@ -66,6 +66,23 @@ def cluster_metrics_command(ref, hyp, features, silhouette_sample, name, output)
     click.echo(metrics_table({name or _row_name(hyp): metrics}), nl=False)
 
 
+def _read_metrics(path: Path) -> dict:
+    """A metrics.json of `cimc cluster-metrics`; anything else is a usage error naming the file."""
+    from cimc.metrics.clustering import METRIC_NAMES
+
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise click.BadParameter(f"{path} is not JSON: {e}", param_hint="RESULTS") from None
+    if not isinstance(values, dict) or not any(m in values for m in METRIC_NAMES):
+        raise click.BadParameter(f"{path} holds no clustering metrics (a metrics.json of cimc cluster-metrics)",
+                                 param_hint="RESULTS")
+    for m in METRIC_NAMES:
+        if not (values.get(m) is None or isinstance(values[m], (int, float)) and not isinstance(values[m], bool)):
+            raise click.BadParameter(f"{path}: {m} is {values[m]!r}, not a number", param_hint="RESULTS")
+    return values
+
+
 def _row_name(path: str | Path) -> str:
     """A table row's default name: the folder of ``path`` (exp/cluster/cimc/labels.txt -> cimc), even when relative."""
     return Path(path).resolve().parent.name
@@ -89,7 +106,7 @@ def cluster_table_command(results, output) -> None:
         path = Path(path)
         if not path.is_file():
             raise click.BadParameter(f"{path} does not exist", param_hint="RESULTS")
-        rows[name or _row_name(path)] = json.loads(path.read_text())
+        rows[name or _row_name(path)] = _read_metrics(path)
     table = metrics_table(rows)
     if output:
         write_text_atomic(output, table)
