@@ -41,6 +41,11 @@ def invoke(*args):
     return result
 
 
+def invoke_raising(*args):
+    """Invoke for a command expected to raise (inside ``pytest.raises``)."""
+    CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
 def test_cluster_writes_labels_cuts_config_and_skips_when_done(corpus):
     from lhotse import load_manifest
 
@@ -89,9 +94,12 @@ def test_cluster_rejects_unknown_method_and_bad_override(corpus):
                                       "--num-clusters", "3", "--output", str(root / "x")])
     assert result.exit_code != 0 and "dbscan" in result.output
     with pytest.raises(ValueError, match="n_inits"):
-        CliRunner().invoke(cli, ["cluster", "--input", str(root / "ivectors.npy"), "--method", "kmeans",
-                                 "--num-clusters", "3", "--override", "n_inits=2", "--output", str(root / "x")],
-                           catch_exceptions=False)
+        invoke_raising("cluster", "--input", root / "ivectors.npy", "--method", "kmeans", "--num-clusters", 3,
+                       "--override", "n_inits=2", "--output", root / "x")
+    (root / "broken.npy").write_text("not numpy\n")  # the config is read first, before the vectors
+    with pytest.raises(ValueError, match="n_init must be >= 1"):
+        invoke_raising("cluster", "--input", root / "broken.npy", "--method", "kmeans", "--num-clusters", 3,
+                       "--override", "n_init=0", "--output", root / "x")
 
 
 def test_pseudo_label_cuts_report_mismatches(corpus, caplog):
@@ -189,32 +197,20 @@ def test_cluster_ablation_checks_every_row_before_running_any(corpus):
     args = ["cluster-ablation", "--input", root / "ivectors.npy", "--ref", root / "utt2spk", "--spec",
             root / "ablation.yaml", "--output", root / "abl"]
     with pytest.raises(ConfigError, match=r"ablation row 'typo': KMeansConfig: n_init must be >= 1, got 0"):
-        CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        invoke_raising(*args)
     assert not (root / "abl").exists()  # the good row did not run first
     spec["rows"] = [{"name": "a/b"}]
     (root / "ablation.yaml").write_text(yaml.safe_dump(spec))
     with pytest.raises(ValueError, match="row name 'a/b' cannot name a folder"):
-        CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def test_cluster_reads_its_config_before_the_vectors(corpus):
-    from cimc.config import ConfigError
-
-    root, _, _ = corpus
-    (root / "broken.npy").write_text("not numpy\n")
-    with pytest.raises(ConfigError, match="n_init must be >= 1"):
-        CliRunner().invoke(cli, ["cluster", "--input", str(root / "broken.npy"), "--method", "kmeans",
-                                 "--num-clusters", "3", "--override", "n_init=0", "--output", str(root / "x")],
-                           catch_exceptions=False)
+        invoke_raising(*args)
 
 
 def test_cluster_metrics_names_rows_and_explains_unnamed_vectors(corpus, monkeypatch):
     root, ids, y = corpus
     np.save(root / "rows.npy", np.load(root / "ivectors.npy"))  # no rows.ids: its utterances are "0", "1", ...
     with pytest.raises(ValueError, match=r"no vector in .*rows\.npy \(it has no \.ids file beside it"):
-        CliRunner().invoke(cli, ["cluster-metrics", "--ref", str(root / "utt2spk"), "--hyp", str(root / "utt2spk"),
-                                 "--features", str(root / "rows.npy"), "--output", str(root / "m.json")],
-                           catch_exceptions=False)
+        invoke_raising("cluster-metrics", "--ref", root / "utt2spk", "--hyp", root / "utt2spk", "--features",
+                       root / "rows.npy", "--output", root / "m.json")
     monkeypatch.chdir(root)  # a hyp given without a folder: the row is named after the current one
     printed = invoke("cluster-metrics", "--ref", "utt2spk", "--hyp", "utt2spk", "--output", "m.json").stdout
     assert printed.splitlines()[2].startswith(f"| {root.name} |")
