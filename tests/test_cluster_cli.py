@@ -110,6 +110,24 @@ def test_pseudo_label_cuts_report_mismatches(corpus, caplog):
     assert "10 cuts" in caplog.text and ids[55] in caplog.text
 
 
+def test_pseudo_labels_reach_cuts_without_supervisions(corpus):
+    """An unlabelled corpus may have cuts with no supervision: each gets one spanning it, with its pseudo-label."""
+    from lhotse import CutSet, load_manifest
+    from lhotse.utils import fastcopy
+
+    from cimc.sv.data import speaker_of
+
+    root, ids, _ = corpus
+    bare = CutSet.from_cuts(fastcopy(c, supervisions=[]) for c in load_manifest(root / "cuts.jsonl.gz"))
+    bare.to_file(root / "bare.jsonl.gz")
+    labels = np.arange(60) % 4
+    assert write_pseudo_label_cuts(root / "bare.jsonl.gz", ids, labels, root / "out.jsonl.gz") == 60
+    for cut, label in zip(load_manifest(root / "out.jsonl.gz"), labels):
+        (sup,) = cut.supervisions
+        assert speaker_of(cut) == str(label) and (sup.start, sup.duration) == (0.0, cut.duration)
+        assert sup.recording_id == cut.recording_id and sup.custom == {TRUE_SPEAKER_KEY: None}
+
+
 def test_cluster_metrics_joins_by_utterance_and_matches_sklearn(corpus):
     root, ids, y = corpus
     rng = np.random.default_rng(0)

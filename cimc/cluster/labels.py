@@ -81,12 +81,21 @@ def join_labels(ref: dict[str, str], hyp: dict[str, str], ref_name: str = "ref",
     return common, [ref[u] for u in common], [hyp[u] for u in common]
 
 
+def whole_cut_supervision(cut, speaker: str):
+    """A supervision spanning the whole ``cut`` with ``speaker``: where a cut had none, the pseudo-label needs one."""
+    from lhotse import SupervisionSegment
+
+    return SupervisionSegment(id=cut.id, recording_id=cut.recording_id, start=0.0, duration=cut.duration,
+                              channel=cut.channel, speaker=speaker, custom={TRUE_SPEAKER_KEY: None})
+
+
 def write_pseudo_label_cuts(cuts_path: str | Path, ids: Sequence[str], labels: np.ndarray,
                             output: str | Path) -> int:
     """Copy the cuts at ``cuts_path`` to ``output`` with pseudo-labels as supervision speakers.
 
     Streams the manifest (memory O(N) for the label map only). Cuts without a label (e.g. dropped by
-    an earlier stage) are left out with a warning; a label whose utterance has no cut is an error.
+    an earlier stage) are left out with a warning; a label whose utterance has no cut is an error. A cut
+    without supervisions (an unlabelled corpus) gets one spanning it, so stage 6 finds its label.
 
     :param ids: (N,) utterance ids (== cut ids); :param labels: (N,) int cluster labels.
     :return: the number of cuts written.
@@ -107,7 +116,7 @@ def write_pseudo_label_cuts(cuts_path: str | Path, ids: Sequence[str], labels: n
                 supervisions = [
                     fastcopy(s, speaker=label_of[cut.id], custom={**(s.custom or {}), TRUE_SPEAKER_KEY: s.speaker})
                     for s in cut.supervisions
-                ]
+                ] or [whole_cut_supervision(cut, label_of[cut.id])]  # an unlabelled corpus may have none
                 writer.write(fastcopy(cut, supervisions=supervisions))
         missing = sorted(label_of.keys() - seen)
         if missing:
