@@ -154,6 +154,21 @@ def test_cluster_metrics_joins_by_utterance_and_matches_sklearn(corpus):
     assert (root / "t.md").read_text() == table
 
 
+def test_cluster_metrics_on_vectors_already_in_utterance_order(corpus):
+    """The in-place path (no reordered copy): same feature metrics as scikit-learn, the file left as it was."""
+    from cimc.cluster.run import evaluate_label_files
+
+    root, ids, y = corpus
+    order = np.argsort(ids)
+    X = np.load(root / "ivectors.npy")[order]
+    save_vectors(root / "sorted", [ids[i] for i in order], X)
+    metrics = evaluate_label_files(root / "utt2spk", root / "utt2spk", root / "sorted.npy")
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    assert metrics["silhouette"] == pytest.approx(skm.silhouette_score(X, y[order], metric="cosine"), abs=1e-6)
+    assert metrics["calinski_harabasz"] == pytest.approx(skm.calinski_harabasz_score(unit, y[order]), rel=1e-5)
+    assert np.array_equal(np.load(root / "sorted.npy"), X)
+
+
 def test_label_files_errors_name_the_line(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("u1 a\nu2\n")
