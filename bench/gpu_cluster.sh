@@ -21,6 +21,9 @@
 #   CLUSTERS= ALSO_SET=mixup_weight=0.3 bash bench/gpu_cluster.sh   # the defaults, then a run with a change:
 #       a milder mixup, the long-run lead (docs/cimc_tuning.md, "What costs CIMC on a long run: mixup"); ~10 min
 #   CLUSTERS= ALSO_SET='losses=[imsat,supcon]' bash bench/gpu_cluster.sh   # ... or CIMC without mixup (YAML value)
+#   CLUSTERS= ALSO_SET=marginal_momentum=0.5 bash bench/gpu_cluster.sh   # ... or H(Y) on p(y) averaged over batches
+#       (at the paper's 2 points a cluster per batch the batch p(y) broke CIMC on a CPU-sized set;
+#       docs/cimc_tuning.md, "H(Y) on p(y) averaged over batches")
 #   CLUSTERS= ALSO_SET='entropy_warmup=0; losses=[imsat]' bash bench/gpu_cluster.sh   # ... runs split by ';'
 #       (one run per part; KEY=VALUE pairs within a part split by spaces), each ~4.5 min on an H200
 # Ends with one table of the whole runs (full_runs.jsonl). Writes the whole output to $OUT/gpu_cluster.log when

@@ -73,11 +73,13 @@ def test_same_seed_same_labels_other_seed_other_init():
     assert c.history[-1]["loss"] != train_cimc(X, 4, cfg).history[-1]["loss"]
 
 
-def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("marginal_momentum", [0.0, 0.5])  # 0.5: the running p(y) is in the checkpoint too
+def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, monkeypatch, caplog, marginal_momentum):
     from cimc.cluster.trainer import Trainer
 
     X, _ = blobs(n_per=20, n_clusters=4, dim=8)
-    cfg = tiny(epochs=6, min_steps=0, losses=("imsat", "mixup"))  # H(Y|X) warm-up and lr decay span all 6 epochs
+    # the H(Y|X) warm-up and the lr decay span all 6 epochs
+    cfg = tiny(epochs=6, min_steps=0, losses=("imsat", "mixup"), marginal_momentum=marginal_momentum)
     straight = train_cimc(X, 4, cfg)
     ckpt = tmp_path / "ckpt"
     save = Trainer._save_checkpoint
@@ -125,6 +127,13 @@ def test_checkpoint_of_another_config_is_refused_by_field_before_the_knn_radii(t
     with caplog.at_level("INFO", logger="cimc.cluster.trainer"):
         train_cimc(X, 3, dataclasses.replace(cfg, progress=True, checkpoint_every=5, knn_chunk=7))
     assert "resumed CIMC" in caplog.text
+    # a field added after the checkpoint was written: it ran at the default, so only a change from it is refused
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    del state["config"]["marginal_momentum"]
+    torch.save(state, tmp_path / "checkpoint.pt")
+    train_cimc(X, 3, cfg)
+    with pytest.raises(ValueError, match=r"with marginal_momentum=0\.0; this run asks for marginal_momentum=0\.5"):
+        train_cimc(X, 3, dataclasses.replace(cfg, marginal_momentum=0.5))
 
 
 def test_hidden_init_scale_sets_weight_std_but_not_the_batchnorm_forward():

@@ -116,6 +116,33 @@ def test_mutual_information_loss_weights():
     assert float(logged["H(Y|X)"]) == pytest.approx(float(cond))  # logged unweighted: SupCon's gate reads it
 
 
+def test_smoothed_marginal_follows_its_average_and_has_h_gradient_at_it():
+    """marginal_momentum m: p(y) = m * running + (1 - m) * batch mean (from uniform), and the H(Y) term's
+    gradient in the logits is the exact H's evaluated at p (equal to H(batch)'s when p is the batch mean)."""
+    torch.manual_seed(0)
+    first, second = torch.randn(6, 4), torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    term = L.MutualInformationLoss(lam=1.0, mu=1.0, marginal_momentum=0.75)
+    term(L.LossContext(model=None, x=None, logits=first, eps=None, cond_weight=0.0))
+    loss, logged = term(L.LossContext(model=None, x=None, logits=second, eps=None, cond_weight=0.0))
+    b1, b2 = F.softmax(first.double(), 1).mean(0), F.softmax(second, 1).mean(0).detach()
+    want = 0.75 * (0.75 * torch.full((4,), 0.25, dtype=torch.float64) + 0.25 * b1) + 0.25 * b2
+    torch.testing.assert_close(term.running_marginal, want)
+    assert float(logged["H(Y)"]) == pytest.approx(float(-(want * want.log()).sum()))
+    loss.backward()
+    # closed form: d(-sum_k b_k log p_k)/d logits with p fixed; H's gradient at p differs only by the
+    # constant -1 per class, which the softmax's sum-to-one removes
+    ref = second.detach().clone().requires_grad_(True)
+    (F.softmax(ref, 1).mean(0) * want.log()).sum().backward()
+    torch.testing.assert_close(second.grad, ref.grad)
+    same = L.MutualInformationLoss(lam=1.0, mu=1.0, marginal_momentum=0.5)
+    same.running_marginal = F.softmax(second.detach(), 1).mean(0)  # p = batch mean: exactly H(Y)'s gradient
+    logits = second.detach().clone().requires_grad_(True)
+    same(L.LossContext(model=None, x=None, logits=logits, eps=None, cond_weight=0.0))[0].backward()
+    exact = second.detach().clone().requires_grad_(True)
+    (-L.entropy_terms(exact)[1]).backward()
+    torch.testing.assert_close(logits.grad, exact.grad)
+
+
 def test_kl_from_logits_matches_torch():
     p, q = torch.randn(5, 7), torch.randn(5, 7)
     want = F.kl_div(F.log_softmax(q, 1), F.log_softmax(p, 1), log_target=True, reduction="batchmean")

@@ -47,6 +47,7 @@ class CimcConfig:
     eps_scale: float = 0.5  # ...times this. DEPARTURE: IMSAT uses 0.25 (docs/cimc_tuning.md)
     vat_xi: float = 0.05  # VAT power-iteration step for unit-norm inputs (IMSAT's xi=10 on MNIST; see conf)
     entropy_warmup: float = 0.7  # DEPARTURE: H(Y|X)'s weight ramps 0 -> 1 over this fraction of the run (paper: 0)
+    marginal_momentum: float = 0.0  # H(Y) on p(y) averaged over batches with this momentum (0: the batch's, paper)
     # SupCon on l2-normalised logits with online argmax labels
     supcon_weight: float = 1.0
     supcon_temperature: float = 0.1
@@ -99,6 +100,7 @@ class CimcConfig:
             require(self, name, 0 <= getattr(self, name) <= 1, "a fraction of the run in [0, 1]")
         require(self, "lr_decay", 0 < self.lr_decay <= 1, "in (0, 1]")
         require(self, "momentum", 0 <= self.momentum < 1, "in [0, 1)")
+        require(self, "marginal_momentum", 0 <= self.marginal_momentum < 1, "in [0, 1)")
         for name, choices in CHOICES.items():
             require_choice(self, name, choices)
         from cimc.cluster.losses import expand_loss_names
@@ -184,7 +186,7 @@ def build_loss_terms(config: CimcConfig, matmul_dtype=None, kernels=None) -> lis
     kernels = kernels or L.EAGER
     makers = {
         "vat": lambda: (L.VatLoss(config.vat_xi, kernels=kernels), 1.0),
-        "mi": lambda: (L.MutualInformationLoss(config.lam, config.mu, kernels), 1.0),
+        "mi": lambda: (L.MutualInformationLoss(config.lam, config.mu, kernels, config.marginal_momentum), 1.0),
         "supcon": lambda: (L.SupConLoss(config.supcon_temperature, config.supcon_chunk, matmul_dtype, kernels,
                                          config.supcon_features),
                            config.supcon_weight),

@@ -142,13 +142,48 @@ class MutualInformationLoss:
 
     name = "mi"
 
-    def __init__(self, lam: float = 0.5, mu: float = 3.5, kernels: LossKernels = EAGER) -> None:
+    def __init__(self, lam: float = 0.5, mu: float = 3.5, kernels: LossKernels = EAGER,
+                 marginal_momentum: float = 0.0) -> None:
         self.lam, self.mu, self.kernels = lam, mu, kernels
+        self.marginal_momentum = marginal_momentum
+        self.running_marginal: Tensor | None = None  # (C,) p(y) averaged over batches (marginal_momentum > 0)
 
     def __call__(self, ctx: LossContext) -> tuple[Tensor, dict[str, Tensor]]:
-        cond, marginal = self.kernels.entropy(ctx.logits)
+        if self.marginal_momentum > 0:
+            cond, marginal, shown = self._smoothed_entropy_terms(ctx.logits)
+        else:
+            cond, marginal = self.kernels.entropy(ctx.logits)
+            shown = marginal
         loss = self.lam * (ctx.cond_weight * cond - self.mu * marginal)
-        return loss, {"H(Y|X)": cond.detach(), "H(Y)": marginal.detach()}
+        return loss, {"H(Y|X)": cond.detach(), "H(Y)": shown.detach()}
+
+    def _smoothed_entropy_terms(self, logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(H(Y|X), an H(Y) surrogate, H of the smoothed marginal) with p(y) averaged over batches.
+
+        With few points a cluster in a batch (the paper's 10,240 for C 5,000: 2) the batch-mean prediction
+        is a noisy estimate of p(y), and H's gradient, -log p(y) - 1, takes the log of that noise. Here
+        p(y) is an exponential average over batches, m * running + (1 - m) * batch mean, and the term is the
+        cross-entropy -sum_k b_k log p_k of the batch mean b against it (p detached): its gradient in b is
+        -log p_k, H's own at p (the -1 adds nothing, as the b_k sum to 1), and it equals H(b) when p = b.
+        """
+        log_p = F.log_softmax(_fp32(logits), dim=1)
+        probs = log_p.exp()
+        cond = -(probs * log_p).sum(1).mean()
+        batch = probs.mean(0)
+        if self.running_marginal is None:
+            self.running_marginal = torch.full_like(batch, 1.0 / batch.numel()).detach()
+        m = self.marginal_momentum
+        smoothed = m * self.running_marginal + (1.0 - m) * batch.detach()
+        self.running_marginal = smoothed
+        log_smoothed = torch.log(smoothed.clamp_min(torch.finfo(smoothed.dtype).tiny))
+        return cond, -(batch * log_smoothed).sum(), -(smoothed * log_smoothed).sum()
+
+    def state(self) -> dict:
+        """What a checkpoint keeps of this term (the running marginal)."""
+        return {"running_marginal": self.running_marginal}
+
+    def load_state(self, state: dict) -> None:
+        self.running_marginal = state["running_marginal"]
 
 
 def _unit_rows(t: Tensor) -> Tensor:

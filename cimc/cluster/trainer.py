@@ -248,7 +248,8 @@ class Trainer:
                  "supcon_began": self.supcon_began,
                  "epoch": self.epoch, "history": self.history, "generator": self.generator.get_state(),
                  "torch_rng": torch.get_rng_state(), "n_clusters": self.n_clusters, "n_points": len(self.x),
-                 "config": training_settings(self.config)}
+                 "config": training_settings(self.config),
+                 "terms": {name: term.state() for name, term, _ in self.terms if hasattr(term, "state")}}
         if self.device.startswith("cuda"):
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         with atomic_path(path) as tmp:
@@ -264,8 +265,11 @@ class Trainer:
         if (state["n_clusters"], state["n_points"]) != (self.n_clusters, len(self.x)):
             raise ValueError(f"{path} was trained with C={state['n_clusters']} on N={state['n_points']} points, "
                              f"not C={self.n_clusters}, N={len(self.x)}; delete it to start afresh")
-        saved, asked = state.get("config", {}), training_settings(self.config)  # older checkpoints: no config
-        changed = sorted(k for k in saved.keys() | asked.keys() if saved and saved.get(k) != asked.get(k))
+        asked = training_settings(self.config)
+        # A field added since the checkpoint was written ran at its default then; a checkpoint from before
+        # configs were saved ("config" absent) is not checked.
+        saved = {**training_settings(type(self.config)()), **state["config"]} if "config" in state else asked
+        changed = sorted(k for k in asked if saved.get(k) != asked[k])
         if changed:
             raise ValueError(f"{path} was trained with {', '.join(f'{k}={saved.get(k)!r}' for k in changed)}; this run "
                              f"asks for {', '.join(f'{k}={asked.get(k)!r}' for k in changed)}. Resume with the same "
@@ -274,6 +278,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.epoch, self.history = state["step"], state["epoch"], state["history"]
         self.supcon_began = state["supcon_began"]
+        for name, term, _ in self.terms:
+            if name in state.get("terms", {}):
+                term.load_state(state["terms"][name])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state:
