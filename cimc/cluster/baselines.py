@@ -98,9 +98,7 @@ class KMeansClusterer(Clusterer):
                                      seed=cfg.seed, device=cfg.device, chunk_size=cfg.chunk_size,
                                      init_sample=cfg.init_sample)
             return encode_labels(labels)
-        if backend != "sklearn":
-            raise ValueError(f"kmeans: backend {backend!r} is not one of auto, sklearn, torch")
-        from sklearn.cluster import KMeans
+        from sklearn.cluster import KMeans  # backend "sklearn" (KMeansConfig admits no other value)
 
         model = KMeans(n_clusters, n_init=cfg.n_init, max_iter=cfg.max_iter, tol=cfg.tol, random_state=cfg.seed)
         return encode_labels(model.fit_predict(X))
@@ -228,12 +226,10 @@ class SpectralClusterer(Clusterer):
                 cut = np.partition(sim, len(X) - keep, axis=1)[:, len(X) - keep]
                 sim = np.where(sim >= cut[:, None], sim, 0.0)
             return 0.5 * (sim + sim.T)
-        if kind == "nearest_neighbors":
-            from sklearn.neighbors import kneighbors_graph
+        from sklearn.neighbors import kneighbors_graph  # nearest_neighbors (SpectralConfig admits no other value)
 
-            graph = kneighbors_graph(X, min(cfg.n_neighbors, len(X) - 1), include_self=True)
-            return 0.5 * (graph + graph.T)
-        raise ValueError(f"spectral: affinity {cfg.affinity!r} is not one of cosine, nearest_neighbors")
+        graph = kneighbors_graph(X, min(cfg.n_neighbors, len(X) - 1), include_self=True)
+        return 0.5 * (graph + graph.T)
 
     def estimate_num_clusters(self, affinity) -> int:
         """K = argmax_k (lambda_{k+1} - lambda_k) over k <= max_clusters, lambda the ascending eigenvalues
