@@ -131,7 +131,8 @@ def evaluate_label_files(ref_path: str | Path, hyp_path: str | Path, features: s
                              f"e.g. {missing[:5]}")
         order = np.fromiter((row[u] for u in utts), dtype=np.int64, count=len(utts))
         # In place, and no copy when the vectors are already in utterance order (a sorted Kaldi scp): at most
-        # one reordered copy of the (N, D) vectors, where a normalised copy and np.linalg.norm's temporary came too.
+        # one reordered copy of the (N, D) vectors, where a normalised copy and np.linalg.norm's temporary came too
+        # (bench/metrics_memory.py, 1.09M x 400: peak 5.56 GB -> 2.39 GB in order, 3.85 GB reordered).
         X = vectors if np.array_equal(order, np.arange(len(ids))) else vectors[order]
         del vectors
         X /= np.maximum(np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64)), 1e-12).astype(X.dtype)[:, None]
