@@ -307,3 +307,16 @@ def test_mini_synth_stages_4_5_put_methods_side_by_side(corpus):
         metrics = json.loads((exp / "cluster" / method / "metrics.json").read_text())
         assert metrics["acc"] == 1.0 and metrics["num_utterances"] == 59  # one utterance excluded as short
         assert (exp / "cluster" / method / "cuts.jsonl.gz").is_file()
+
+
+def test_cluster_rejects_a_wrong_cuts_file_before_clustering(corpus):
+    """A recordings manifest passed as --cuts stops the run before any clustering, naming the file."""
+    from lhotse import load_manifest
+
+    root, _, _ = corpus
+    recordings = root / "recordings.jsonl.gz"
+    load_manifest(root / "cuts.jsonl.gz").decompose()[0].to_file(recordings)
+    with pytest.raises(ValueError, match=r"recordings\.jsonl\.gz holds a RecordingSet, not cuts"):
+        invoke_raising("cluster", "--input", root / "ivectors.npy", "--method", "kmeans", "--num-clusters", 3,
+                       "--cuts", recordings, "--output", root / "wrong")
+    assert not (root / "wrong" / "labels.npy").exists()

@@ -81,3 +81,53 @@ def test_no_linear_id_lookups_in_lhotse_sets(tmp_path, monkeypatch):
     monkeypatch.setattr(RecordingSet, "__contains__", refuse)
     monkeypatch.setattr(RecordingSet, "__getitem__", refuse)
     assert len(write_data_layout(tmp_path, "train", recordings, supervisions)) == 20
+
+
+def test_read_cuts_round_trips_what_lhotse_wrote(tmp_path):
+    from lhotse import load_manifest
+
+    from cimc.data.layout import iter_cuts, read_cuts, write_data_layout
+
+    recordings, supervisions = manifests([("a-1", "r1", "a"), ("b-1", "r2", "b"), ("a-2", "r3", "a")])
+    write_data_layout(tmp_path, "train", recordings, supervisions)
+    path = tmp_path / "manifests" / "train_cuts.jsonl.gz"
+    expected = list(load_manifest(path))
+    assert read_cuts(path) == expected and list(iter_cuts(path)) == expected
+    assert [c.id for c in read_cuts(path)] == ["a-1", "b-1", "a-2"]
+
+
+def bad_cut_manifests(tmp_path) -> dict:
+    """Files that are not readable cut manifests, each with the message read_cuts must give."""
+    from cimc.data.layout import write_data_layout
+
+    recordings, supervisions = manifests([(f"u{i}", f"r{i}", "s") for i in range(400)])
+    write_data_layout(tmp_path, "train", recordings, supervisions)
+    good = tmp_path / "manifests" / "train_cuts.jsonl.gz"
+    data = good.read_bytes()
+    (tmp_path / "truncated.jsonl.gz").write_bytes(data[:len(data) // 2])
+    lines = __import__("gzip").decompress(data).decode().splitlines()
+    (tmp_path / "bad_line.jsonl").write_text("\n".join(lines[:3] + ['{"id": "x"}'] + lines[3:]) + "\n")
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "utt2spk").write_text("u0 s\n")
+    return {
+        tmp_path / "missing.jsonl.gz": (FileNotFoundError, r"missing\.jsonl\.gz does not exist"),
+        tmp_path / "utt2spk": (ValueError, r"utt2spk is not a Lhotse manifest"),
+        tmp_path / "manifests" / "train_recordings.jsonl.gz": (ValueError, r"holds a RecordingSet, not cuts"),
+        tmp_path / "empty.jsonl": (ValueError, r"empty\.jsonl holds no cuts"),
+        tmp_path / "truncated.jsonl.gz": (ValueError, r"truncated\.jsonl\.gz: unreadable after its first \d+ cuts"),
+        tmp_path / "bad_line.jsonl": (ValueError, r"bad_line\.jsonl: unreadable after its first 3 cuts"),
+    }
+
+
+def test_bad_cut_manifests_are_named(tmp_path):
+    from lhotse import CutSet
+
+    from cimc.data.layout import read_cuts
+
+    for path, (error, message) in bad_cut_manifests(tmp_path).items():
+        with pytest.raises(error, match=message):
+            read_cuts(path)
+    # What Lhotse itself says for two of them: nothing names the file, or the wrong type loads silently.
+    with pytest.raises(EOFError):
+        list(CutSet.from_file(tmp_path / "truncated.jsonl.gz"))
+    assert type(CutSet.from_file(tmp_path / "manifests" / "train_recordings.jsonl.gz")).__name__ == "RecordingSet"

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from cimc.data.layout import iter_cuts
 from cimc.utils import atomic_path, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def write_pseudo_label_cuts(cuts_path: str | Path, ids: Sequence[str], labels: n
     :param ids: (N,) utterance ids (== cut ids); :param labels: (N,) int cluster labels.
     :return: the number of cuts written.
     """
-    from lhotse import CutSet, load_manifest_lazy
+    from lhotse import CutSet
     from lhotse.utils import fastcopy
 
     label_of = {u: str(int(l)) for u, l in zip(ids, labels)}
@@ -108,7 +109,7 @@ def write_pseudo_label_cuts(cuts_path: str | Path, ids: Sequence[str], labels: n
     dropped: list[str] = []
     with atomic_path(output) as tmp:
         with CutSet.open_writer(tmp) as writer:
-            for cut in load_manifest_lazy(cuts_path):
+            for cut in iter_cuts(cuts_path):
                 if cut.id not in label_of:
                     dropped.append(cut.id)
                     continue

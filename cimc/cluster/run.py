@@ -24,6 +24,7 @@ import cimc.cluster  # noqa: F401  (registers every method)
 from cimc.cluster.base import Clusterer, config_class, make_clusterer
 from cimc.cluster.labels import join_labels, read_label_file, write_labels, write_pseudo_label_cuts
 from cimc.config import load_config, save_config
+from cimc.data.layout import open_cuts
 from cimc.metrics.clustering import DEFAULT_SILHOUETTE_SAMPLE, clustering_metrics
 from cimc.utils import is_done, mark_done, write_text_atomic
 from cimc.vectors import load_vectors
@@ -79,6 +80,8 @@ def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, 
         logger.info("%s is done; delete it (or its .done) to recluster", output_dir)
         return np.load(output_dir / "labels.npy")
     clusterer = load_method(method, config_path, overrides)  # a config error before minutes of reading vectors
+    if cuts is not None:
+        open_cuts(cuts)  # likewise a wrong --cuts file (its first line), before the clustering
     ids, X = load_vectors(input_path)
     if exclude is not None:
         ids, X = drop_excluded(ids, X, exclude)

@@ -7,6 +7,7 @@ Under ``output_dir`` (``$data`` in run.sh), for a part such as ``train``::
     manifests/{part}_cuts.jsonl.gz         one MonoCut per utterance
     kaldi/{part}/wav.scp utt2spk spk2utt   Kaldi data dir (+ segments, spk2gender when known)
 
+Every stage reads cut manifests through :func:`read_cuts` / :func:`iter_cuts`, whose errors name the file.
 Cut id == supervision id == utterance id, and == recording id unless the corpus has Kaldi
 ``segments`` (several utterances per recording). The trials live in ``output_dir/trials.txt``.
 """
@@ -15,11 +16,63 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterable
+from typing import Iterator
 
 from cimc.utils import atomic_path, check_unique, name_some, write_text_atomic
 
 logger = logging.getLogger(__name__)
+
+
+# What Lhotse raises for a file that is not a manifest or is damaged (a truncated .gz is EOFError, a
+# line that is not a cut TypeError, a wrong suffix AssertionError); each becomes an error naming the file.
+_MANIFEST_ERRORS = (ValueError, TypeError, KeyError, AssertionError, EOFError, OSError)
+
+
+def open_cuts(path: str | Path, what: str = "cuts manifest"):
+    """The Lhotse CutSet at ``path``, lazy for .jsonl / .jsonl.gz (the first line is read to tell its type).
+
+    Raises an error naming the file when it is missing, empty, not a Lhotse manifest, or a manifest of
+    recordings or supervisions rather than cuts. Iterate with :func:`iter_cuts` to have a file damaged
+    further on (e.g. a truncated .gz) named too. ``what`` names the file's role in the messages.
+    """
+    from lhotse import CutSet, load_manifest, load_manifest_lazy
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        manifest = load_manifest_lazy(path) if path.name.endswith((".jsonl", ".jsonl.gz")) else load_manifest(path)
+    except _MANIFEST_ERRORS as err:
+        raise ValueError(f"{what} {path} is not a Lhotse manifest ({type(err).__name__}: {err})") from err
+    if manifest is None:
+        raise ValueError(f"{what} {path} holds no cuts")
+    if not isinstance(manifest, CutSet):
+        raise ValueError(f"{what} {path} holds a {type(manifest).__name__}, not cuts "
+                         f"(Stage 0 writes them as manifests/<part>_cuts.jsonl.gz)")
+    return manifest
+
+
+def iter_cuts(path: str | Path, what: str = "cuts manifest") -> Iterator:
+    """Stream the cuts of ``path`` in file order (memory O(1)); see :func:`open_cuts` for the errors."""
+    cuts = iter(open_cuts(path, what))
+    count = 0
+    while True:
+        try:
+            cut = next(cuts)
+        except StopIteration:
+            break
+        except _MANIFEST_ERRORS as err:
+            raise ValueError(f"{what} {path}: unreadable after its first {count} cuts "
+                             f"({type(err).__name__}: {err})") from err
+        count += 1
+        yield cut
+    if count == 0:
+        raise ValueError(f"{what} {path} holds no cuts")
+
+
+def read_cuts(path: str | Path, what: str = "cuts manifest") -> list:
+    """All cuts of ``path`` in file order; see :func:`open_cuts` for the errors."""
+    return list(iter_cuts(path, what))
 
 
 def make_cuts(recordings, supervisions):

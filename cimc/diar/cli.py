@@ -50,13 +50,12 @@ def diar() -> None:
 @click.argument("overrides", nargs=-1)
 def make_conversations_command(cuts, output_dir, config_path, overrides) -> None:
     """Build synthetic multi-speaker conversations with exact references. OVERRIDES: key=value."""
-    from lhotse import CutSet
-
     from cimc.config import load_config, save_config
+    from cimc.data.layout import read_cuts
     from cimc.diar.conversations import ConversationConfig, build_conversations, summary_table
 
     config = load_config(ConversationConfig, config_path, overrides)
-    conversations = build_conversations(CutSet.from_file(cuts), output_dir, config)
+    conversations = build_conversations(read_cuts(cuts), output_dir, config)
     save_config(config, f"{output_dir}/config.yaml")
     click.echo(summary_table(conversations, config.sampling_rate), nl=False)
 

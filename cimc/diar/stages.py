@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Mapping
 
 from cimc.config import save_config
+from cimc.data.layout import read_cuts
 from cimc.diar.pipeline import ClusteringConfig, DiarizationConfig, diarize, speech_activity, subsegment_cuts
 from cimc.diar.rttm import group_by_recording, read_rttm, write_rttm
 from cimc.diar.scoring import format_table, score_diarization
@@ -20,17 +21,9 @@ from cimc.utils import atomic_path, write_text_atomic
 logger = logging.getLogger(__name__)
 
 
-def _load_cuts(path: str | Path):
-    from lhotse import CutSet
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"cuts manifest {path} does not exist")
-    return CutSet.from_file(path).to_eager()
-
-
 def write_speech_segments(cuts_path: str | Path, config: DiarizationConfig, output: str | Path) -> dict:
     """Stage 1: speech regions of each recording cut -> Kaldi ``segments`` file ``output``."""
-    regions = speech_activity(_load_cuts(cuts_path), config.speech)
+    regions = speech_activity(read_cuts(cuts_path), config.speech)
     write_segments(regions, output)
     save_config(config, Path(output).parent / "config.yaml")
     total = sum(e - s for spans in regions.values() for s, e in spans)
@@ -42,7 +35,7 @@ def write_speech_segments(cuts_path: str | Path, config: DiarizationConfig, outp
 def write_subsegment_cuts(cuts_path: str | Path, segments_path: str | Path, config: DiarizationConfig,
                           output: str | Path) -> int:
     """Stage 2: uniform sub-segments of the speech segments -> a cuts manifest ``output``."""
-    pieces = subsegment_cuts(_load_cuts(cuts_path), read_segments(segments_path), config.subsegment)
+    pieces = subsegment_cuts(read_cuts(cuts_path), read_segments(segments_path), config.subsegment)
     if len(pieces) == 0:
         raise ValueError(f"no sub-segments: {segments_path} has no speech")
     with atomic_path(output) as tmp:

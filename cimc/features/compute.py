@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cimc.config import save_config
+from cimc.data.layout import read_cuts
 from cimc.features.config import FeaturePipelineConfig
 from cimc.features.frames import VAD_FIELD
 from cimc.features.vad import compute_vad, vad_log_energy
@@ -87,12 +88,8 @@ def compute_features(
     from cimc.features.extractor import make_extractor
 
     cuts_path, output_dir = Path(cuts_path), Path(output_dir)
-    if not cuts_path.is_file():
-        raise FileNotFoundError(f"cut manifest {cuts_path} does not exist (run Stage 0 first)")
+    cuts = CutSet.from_cuts(read_cuts(cuts_path, what="cuts manifest (from Stage 0)"))
     output_dir.mkdir(parents=True, exist_ok=True)
-    cuts = CutSet.from_file(cuts_path).to_eager()
-    if len(cuts) == 0:
-        raise ValueError(f"cut manifest {cuts_path} holds no cuts")
     save_config(config, output_dir / f"{name}_config.yaml")
     storage = output_dir / f"{name}_feats"
     if storage.exists():  # leftovers of an interrupted run: start clean

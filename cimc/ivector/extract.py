@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from cimc.config import load_config
+from cimc.data.layout import iter_cuts, read_cuts
 from cimc.ivector import extractor as ext
 from cimc.ivector.full_ubm import load_ubm
 from cimc.ivector.config import IvectorConfig
 from cimc.ivector.frontend import report_short, split_for_job
 from cimc.ivector.jobs import run_jobs
-from cimc.ivector.pipeline import read_cuts, stats_batches
+from cimc.ivector.pipeline import stats_batches
 from cimc.utils import resolve_device, write_text_atomic
 from cimc.vectors import load_vectors, nonfinite_rows, save_vectors
 
@@ -57,8 +58,8 @@ def attach_ivectors(cuts_path: Path, ids: list[str], vectors: np.ndarray, out: P
     from lhotse import CutSet
 
     row = {u: i for i, u in enumerate(ids)}
-    cuts = CutSet.from_file(cuts_path)
-    attached = [c.with_custom("ivector", [float(v) for v in vectors[row[c.id]]]) for c in cuts if c.id in row]
+    attached = [c.with_custom("ivector", [float(v) for v in vectors[row[c.id]]])
+                for c in iter_cuts(cuts_path) if c.id in row]
     CutSet.from_cuts(attached).to_file(out)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from cimc.config import load_config, save_config
+from cimc.data.layout import read_cuts
 from cimc.ivector import extractor as ext
 from cimc.ivector import full_ubm
 from cimc.ivector import ubm as ubm_lib
@@ -34,15 +35,6 @@ from cimc.utils import is_done, mark_done, resolve_device
 
 logger = logging.getLogger(__name__)
 
-
-def read_cuts(path: str | Path) -> list:
-    """All cuts of a Lhotse manifest, in file order."""
-    from lhotse import CutSet
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"cuts manifest {path} does not exist")
-    return list(CutSet.from_file(path))
 
 
 def _batches(utterances: Iterator[Utterance], size: int) -> Iterator[list[Utterance]]:

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from cimc.config import save_config
+from cimc.data.layout import iter_cuts
 from cimc.data.trials import Trial, check_trials_known, read_trials
 from cimc.ivector.backend import length_norm, train_lda, train_plda
 from cimc.ivector.config import BackendConfig
@@ -27,10 +28,8 @@ logger = logging.getLogger(__name__)
 
 def speaker_labels(cuts_path: str | Path, ids: Sequence[str]) -> list[str]:
     """Speaker of each id, from the first supervision of its cut; a cut without one raises naming it."""
-    from lhotse import CutSet
-
     speaker = {}
-    for cut in CutSet.from_file(cuts_path):
+    for cut in iter_cuts(cuts_path):
         if cut.supervisions and cut.supervisions[0].speaker is not None:
             speaker[cut.id] = cut.supervisions[0].speaker
     missing = [u for u in ids if u not in speaker]

@@ -7,12 +7,12 @@ recipe runs anywhere.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.signal import fftconvolve, lfilter
 
+from cimc.data.layout import read_cuts
 from cimc.sv.config import AugmentConfig
 
 logger = logging.getLogger(__name__)
@@ -85,13 +85,7 @@ class WaveformAugmenter:
     def _load(path: str, what: str) -> list | None:
         if not path:
             return None
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"augment: {what} manifest {path} does not exist")
-        from lhotse import CutSet
-
-        cuts = list(CutSet.from_file(path))
-        if not cuts:
-            raise ValueError(f"augment: {what} manifest {path} holds no cuts")
+        cuts = read_cuts(path, what=f"augment: {what} manifest")
         logger.info("augment: %d %s cuts from %s", len(cuts), what, path)
         return cuts
 

@@ -37,9 +37,8 @@ def train_command(config_path: str, cuts: str, exp_dir: str, overrides: tuple[st
 
     OVERRIDES are key=value, e.g. train.epochs=2 head.name=ocsoftmax. Under torchrun every rank runs it.
     """
-    from lhotse import CutSet
-
     from cimc.config import load_config
+    from cimc.data.layout import read_cuts
     from cimc.sv.config import SvConfig
     from cimc.sv.train import train
     from cimc.utils import is_done, setup_logging
@@ -50,7 +49,7 @@ def train_command(config_path: str, cuts: str, exp_dir: str, overrides: tuple[st
     setup_logging(log_file=Path(exp_dir) / "log" / "train.log")
     logger.info("command: %s", shlex.join(sys.argv))  # first line of the run's own log
     config = load_config(SvConfig, config_path, overrides)
-    train(config, list(CutSet.from_file(cuts)), exp_dir)
+    train(config, read_cuts(cuts), exp_dir)
 
 
 @sv.command("extract")

@@ -99,16 +99,13 @@ def subset_cuts(cuts: Sequence, max_utts: int, seed: int = 0) -> list:
 def extract_to_file(exp_dir: str | Path, cuts_path: str | Path, output: str | Path, max_utts: int = 0,
                     model_file: str = "final.pt", device: str | None = None) -> Path:
     """Library side of ``cimc sv extract``: load the experiment, embed the cuts, write ``output.npy/.ids``."""
-    from lhotse import CutSet
-
+    from cimc.data.layout import read_cuts
     from cimc.sv.checkpoint import load_encoder
     from cimc.utils import resolve_device
     from cimc.vectors import save_vectors
 
     encoder, config = load_encoder(exp_dir, model_file)
-    if not Path(cuts_path).is_file():
-        raise FileNotFoundError(f"cuts manifest {cuts_path} does not exist")
-    cuts = subset_cuts(CutSet.from_file(cuts_path), max_utts)
+    cuts = subset_cuts(read_cuts(cuts_path), max_utts)
     name = resolve_device(device or config.extract.device, cpu_fallback=True)
     logger.info("embedding %d utterances of %s with %s/%s on %s", len(cuts), cuts_path, exp_dir, model_file, name)
     ids, vectors = extract_embeddings(encoder, config.features, cuts, name, config.extract.max_seconds,
