@@ -2,7 +2,6 @@
 train-extractor, extract (in process and as run.pl jobs), score; short utterances; the CLI."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np

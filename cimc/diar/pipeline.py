@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np

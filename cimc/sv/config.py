@@ -7,7 +7,6 @@ training-time features and model shape.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from cimc.features.config import CmnConfig, FbankConfig, MfccConfig
 
