@@ -94,10 +94,10 @@ def mark_done(out_dir: str | Path) -> None:
     (Path(out_dir) / ".done").touch()
 
 
-def name_some(items: Iterable[str], limit: int = 10) -> str:
-    """The first ``limit`` items, comma-separated, with " ..." when there are more (for error messages)."""
+def name_some(items: Iterable[str], limit: int = 10, sep: str = ", ") -> str:
+    """The first ``limit`` items joined by ``sep``, with " ..." when there are more (for messages)."""
     items = list(items)
-    return ", ".join(items[:limit]) + (" ..." if len(items) > limit else "")
+    return sep.join(items[:limit]) + (" ..." if len(items) > limit else "")
 
 
 def check_unique(ids: Iterable[str], what: str, where: str | Path | None = None) -> None:

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from cimc.data.layout import iter_cuts
-from cimc.utils import atomic_path, write_text_atomic
+from cimc.utils import atomic_path, name_some, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +56,6 @@ def read_label_file(path: str | Path) -> dict[str, str]:
     return labels
 
 
-def _examples(names: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(sorted(names)[:limit])
-    return shown + (", ..." if len(names) > limit else "")
-
-
 def join_labels(ref: dict[str, str], hyp: dict[str, str], ref_name: str = "ref",
                 hyp_name: str = "hyp") -> tuple[list[str], list[str], list[str]]:
     """Utterances present in both, with their labels: (utts, ref labels, hyp labels), sorted by utterance.
@@ -72,13 +67,13 @@ def join_labels(ref: dict[str, str], hyp: dict[str, str], ref_name: str = "ref",
     only_hyp = sorted(hyp.keys() - ref.keys())
     if only_ref:
         logger.warning("%d utterances of %s are not in %s (ignored): %s", len(only_ref), ref_name, hyp_name,
-                       _examples(only_ref))
+                       name_some(sorted(only_ref)))
     if only_hyp:
         logger.warning("%d utterances of %s are not in %s (ignored): %s", len(only_hyp), hyp_name, ref_name,
-                       _examples(only_hyp))
+                       name_some(sorted(only_hyp)))
     if not common:
         raise ValueError(f"{ref_name} and {hyp_name} have no utterance in common "
-                         f"(e.g. {_examples(list(ref), 3)} vs {_examples(list(hyp), 3)})")
+                         f"(e.g. {name_some(sorted(ref), 3)} vs {name_some(sorted(hyp), 3)})")
     return common, [ref[u] for u in common], [hyp[u] for u in common]
 
 
@@ -121,8 +116,8 @@ def write_pseudo_label_cuts(cuts_path: str | Path, ids: Sequence[str], labels: n
                 writer.write(fastcopy(cut, supervisions=supervisions))
         missing = sorted(label_of.keys() - seen)
         if missing:
-            raise ValueError(f"{len(missing)} labelled utterances have no cut in {cuts_path}: {_examples(missing)}")
+            raise ValueError(f"{len(missing)} labelled utterances have no cut in {cuts_path}: {name_some(sorted(missing))}")
     if dropped:
         logger.warning("%d cuts of %s have no cluster label and were left out: %s", len(dropped), cuts_path,
-                       _examples(dropped))
+                       name_some(sorted(dropped)))
     return len(seen)

@@ -26,7 +26,7 @@ from cimc.cluster.labels import join_labels, read_label_file, write_labels, writ
 from cimc.config import load_config, save_config
 from cimc.data.layout import open_cuts
 from cimc.metrics.clustering import DEFAULT_SILHOUETTE_SAMPLE, clustering_metrics
-from cimc.utils import is_done, mark_done, write_text_atomic
+from cimc.utils import is_done, mark_done, name_some, write_text_atomic
 from cimc.vectors import load_vectors
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def reference_for(ids: Sequence[str], ref_path: str | Path) -> np.ndarray:
     ref = read_label_file(ref_path)
     missing = [u for u in ids if u not in ref]
     if missing:
-        raise ValueError(f"{len(missing)} utterances have no label in {ref_path}, e.g. {missing[:5]}")
+        raise ValueError(f"{len(missing)} utterances have no label in {ref_path}, {name_some(missing)}")
     return np.array([ref[u] for u in ids])
 
 
@@ -130,8 +130,8 @@ def evaluate_label_files(ref_path: str | Path, hyp_path: str | Path, features: s
         if missing:
             unnamed = Path(features).suffix == ".npy" and not Path(features).with_suffix(".ids").is_file()
             hint = " (it has no .ids file beside it, so its rows are named 0, 1, ...)" if unnamed else ""
-            raise ValueError(f"{len(missing)} evaluated utterances have no vector in {features}{hint}, "
-                             f"e.g. {missing[:5]}")
+            raise ValueError(f"{len(missing)} evaluated utterances have no vector in {features}{hint}: "
+                             f"{name_some(missing)}")
         order = np.fromiter((row[u] for u in utts), dtype=np.int64, count=len(utts))
         # In place, and no copy when the vectors are already in utterance order (a sorted Kaldi scp): at most
         # one reordered copy of the (N, D) vectors, where a normalised copy and np.linalg.norm's temporary came too

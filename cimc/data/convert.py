@@ -14,6 +14,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from cimc.utils import name_some
+
 logger = logging.getLogger(__name__)
 
 
@@ -54,7 +56,7 @@ def convert_m4a(input_dir: str | Path, output_dir: str | Path, num_jobs: int = 1
                             total=len(todo), desc="m4a -> wav"))
     failures = [r for r in results if r is not None]
     if failures:
-        logger.warning("%d of %d files failed to convert: %s", len(failures), len(todo), "; ".join(failures[:10]))
+        logger.warning("%d of %d files failed to convert: %s", len(failures), len(todo), name_some(failures, sep="; "))
     logger.info("converted %d, skipped %d already converted, %d failed -> %s",
                 len(todo) - len(failures), skipped, len(failures), output_dir)
     return len(todo) - len(failures), skipped, failures

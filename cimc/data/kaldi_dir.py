@@ -14,6 +14,7 @@ from pathlib import Path
 from cimc.data.layout import write_data_layout
 from cimc.data.recordings import recordings_from_files
 from cimc.data.trials import check_trials_known, read_trials, write_trials
+from cimc.utils import name_some
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def _pipe_recordings(pipes: dict[str, str], reco2dur: dict[str, str], sampling_r
     if lacking or sampling_rate is None:
         raise ValueError(
             f"{data_dir}/wav.scp has {len(pipes)} pipe entries (e.g. {next(iter(pipes))}); they need "
-            f"--sampling-rate and a reco2dur file (missing for {len(lacking)}: {', '.join(lacking[:10])}); "
+            f"--sampling-rate and a reco2dur file (missing for {len(lacking)}: {name_some(lacking)}); "
             "make it with Kaldi's utils/data/get_reco2dur.sh"
         )
     return [
@@ -68,13 +69,13 @@ def load_recordings(data_dir: Path, sampling_rate: int | None = None, num_jobs: 
     missing = [f"{k} ({v})" for k, v in files if not Path(v).is_file()]
     if missing:
         logger.warning("%s/wav.scp: %d of %d audio files do not exist and are left out: %s",
-                       data_dir, len(missing), len(files), "; ".join(missing[:10]))
+                       data_dir, len(missing), len(files), name_some(missing, sep="; "))
     file_recordings, _ = recordings_from_files([(k, v) for k, v in files if Path(v).is_file()], num_jobs,
                                                f"{data_dir.name}/wav.scp")
     if sampling_rate is not None:
         wrong = [r.id for r in file_recordings if r.sampling_rate != sampling_rate]
         if wrong:
-            raise ValueError(f"{len(wrong)} recording(s) are not at --sampling-rate {sampling_rate}: {', '.join(wrong[:10])}")
+            raise ValueError(f"{len(wrong)} recording(s) are not at --sampling-rate {sampling_rate}: {name_some(wrong)}")
     pipe_recordings = _pipe_recordings(pipes, read_kaldi_map(data_dir / "reco2dur", required=False), sampling_rate,
                                        data_dir)
     return RecordingSet.from_recordings(list(file_recordings) + pipe_recordings)
@@ -99,11 +100,11 @@ def load_supervisions(data_dir: Path, recordings):
         spans = {utt: (utt, 0.0, -1.0) for utt in utt2spk}
     no_speaker = sorted(set(spans) - set(utt2spk))
     if no_speaker:
-        raise ValueError(f"{len(no_speaker)} utterance(s) have no line in {data_dir}/utt2spk: {', '.join(no_speaker[:10])}")
+        raise ValueError(f"{len(no_speaker)} utterance(s) have no line in {data_dir}/utt2spk: {name_some(no_speaker)}")
     no_audio = sorted(u for u, (rec, _, _) in spans.items() if rec not in durations)
     if no_audio:
         logger.warning("%s: %d of %d utterances have no usable recording and are left out: %s",
-                       data_dir, len(no_audio), len(spans), ", ".join(no_audio[:10]))
+                       data_dir, len(no_audio), len(spans), name_some(no_audio))
     supervisions, bad = [], []
     for utt, (rec, start, end) in spans.items():
         if rec not in durations:
@@ -117,7 +118,7 @@ def load_supervisions(data_dir: Path, recordings):
         supervisions.append(SupervisionSegment(id=utt, recording_id=rec, start=start, duration=min(end, total) - start,
                                                channel=0, speaker=speaker, gender=genders.get(speaker)))
     if bad:
-        raise ValueError(f"{len(bad)} segment(s) lie outside their recording: {'; '.join(bad[:10])}")
+        raise ValueError(f"{len(bad)} segment(s) lie outside their recording: {name_some(bad, sep='; ')}")
     return SupervisionSet.from_segments(supervisions)
 
 

@@ -12,6 +12,8 @@ from typing import Sequence
 
 from tqdm import tqdm
 
+from cimc.utils import name_some
+
 logger = logging.getLogger(__name__)
 
 
@@ -49,7 +51,7 @@ def recordings_from_files(items: Sequence[tuple[str, str | Path]], num_jobs: int
     problems = [p for _, p in results if p is not None]
     if problems:
         logger.warning(
-            "%s: %d of %d audio files cannot be used and are left out: %s%s",
-            desc, len(problems), len(pairs), "; ".join(problems[:10]), " ..." if len(problems) > 10 else "",
+            "%s: %d of %d audio files cannot be used and are left out: %s",
+            desc, len(problems), len(pairs), name_some(problems, sep="; "),
         )
     return RecordingSet.from_recordings(recordings), problems

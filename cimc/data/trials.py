@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from cimc.utils import write_text_atomic
+from cimc.utils import name_some, write_text_atomic
 
 LABELS = {"target": True, "nontarget": False}
 
@@ -49,5 +49,5 @@ def check_trials_known(trials: Sequence[Trial], known_ids: Iterable[str], source
     if missing:
         raise KeyError(
             f"{len(missing)} utterance(s) named in the trials have no entry in {source}: "
-            f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"
+            f"{name_some(missing)}"
         )

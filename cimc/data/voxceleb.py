@@ -30,6 +30,7 @@ from pathlib import Path
 from cimc.data.layout import write_data_layout
 from cimc.data.recordings import recordings_from_files
 from cimc.data.trials import Trial, check_trials_known, write_trials
+from cimc.utils import name_some
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def voxceleb1_test_files(voxceleb1: Path, speakers: set[str]) -> list[tuple[str,
     missing = sorted(s for s in speakers if not (wav / s).is_dir())
     if missing:
         logger.warning("%d test speaker folder(s) named in the trials are missing under %s: %s",
-                       len(missing), wav, ", ".join(missing[:10]))
+                       len(missing), wav, name_some(missing))
     files = sorted(f for s in sorted(speakers) for f in (wav / s).glob("*/*.wav"))
     return [(utterance_id(str(f.relative_to(wav))), f) for f in files]
 
@@ -159,7 +160,7 @@ def map_trials(official: list[OfficialTrial], known_ids, source: str, skip_unkno
         if len(kept) < len(trials):
             missing = sorted({u for t in trials for u in (t.enroll, t.test)} - known)
             logger.warning("skipping %d of %d trials that name %d utterance(s) missing from %s: %s",
-                           len(trials) - len(kept), len(trials), len(missing), source, ", ".join(missing[:10]))
+                           len(trials) - len(kept), len(trials), len(missing), source, name_some(missing))
         if not kept:
             raise ValueError(f"no trial is left after skipping those with utterances missing from {source}")
         return kept

@@ -17,6 +17,7 @@ import numpy as np
 
 from cimc.diar.rttm import Turn, turns_from_supervisions
 from cimc.diar.segments import labels_to_turns, regions_from_turns, regions_from_vad, segment_id, uniform_subsegments
+from cimc.utils import name_some
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def subsegment_cuts(cuts: Sequence[Any], segments: dict[str, list[tuple[str, flo
             pieces.append(fastcopy(piece, id=segment_id(cut.id, start, end), supervisions=[]))
     missing = sorted(set(segments) - {c.id for c in cuts})
     if missing:
-        raise ValueError(f"{len(missing)} recording(s) of the segments file have no cut, e.g. {missing[:3]}")
+        raise ValueError(f"{len(missing)} recording(s) of the segments file have no cut, {name_some(missing)}")
     return CutSet.from_cuts(pieces)
 
 

@@ -14,6 +14,7 @@ import logging
 from typing import Mapping, Sequence
 
 from cimc.diar.rttm import Turn, to_annotation
+from cimc.utils import name_some
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def score_diarization(reference: Mapping[str, Sequence[Turn]], hypothesis: Mappi
 
     unknown = sorted(set(hypothesis) - set(reference))
     if unknown:
-        raise ValueError(f"hypothesis has {len(unknown)} recording(s) with no reference, e.g. {unknown[:3]}")
+        raise ValueError(f"hypothesis has {len(unknown)} recording(s) with no reference, {name_some(unknown)}")
     if collar < 0:
         raise ValueError(f"collar must be >= 0 seconds, got {collar}")
     der_metric = DiarizationErrorRate(collar=2 * collar, skip_overlap=skip_overlap)

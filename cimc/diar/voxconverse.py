@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from cimc.diar.rttm import recording_cuts, turns_from_supervisions, write_rttm
-from cimc.utils import atomic_path
+from cimc.utils import atomic_path, name_some
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +35,8 @@ def check_layout(corpus_dir: str | Path) -> dict[str, int]:
             raise FileNotFoundError(f"no .wav files in {folder}")
         missing = [w.with_suffix(".rttm").name for w in wavs if not w.with_suffix(".rttm").is_file()]
         if missing:
-            raise FileNotFoundError(f"{len(missing)} of {len(wavs)} recordings in {folder} have no RTTM, e.g. "
-                                    f"{missing[:3]}; copy dev/ and test/ of github.com/joonson/voxconverse beside the audio")
+            raise FileNotFoundError(f"{len(missing)} of {len(wavs)} recordings in {folder} have no RTTM: "
+                                    f"{name_some(missing)}; copy dev/ and test/ of github.com/joonson/voxconverse beside the audio")
         counts[part] = len(wavs)
     return counts
 

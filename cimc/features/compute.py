@@ -26,7 +26,7 @@ from cimc.data.layout import read_cuts
 from cimc.features.config import FeaturePipelineConfig
 from cimc.features.frames import VAD_FIELD
 from cimc.features.vad import compute_vad, vad_log_energy
-from cimc.utils import atomic_path, write_text_atomic
+from cimc.utils import atomic_path, name_some, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ def _report_failed(input_ids: list[str], output_ids: set[str], failed_path: Path
     if failed:
         write_text_atomic(failed_path, "".join(f"{cut_id}\n" for cut_id in failed))
         logger.warning(
-            "%s: %d of %d cuts had unreadable audio and have no features (listed in %s): %s%s",
-            name, len(failed), len(input_ids), failed_path, ", ".join(failed[:10]), " ..." if len(failed) > 10 else "",
+            "%s: %d of %d cuts had unreadable audio and have no features (listed in %s): %s",
+            name, len(failed), len(input_ids), failed_path, name_some(failed),
         )
     elif failed_path.exists():
         failed_path.unlink()

@@ -20,7 +20,7 @@ from cimc.ivector.config import IvectorConfig
 from cimc.ivector.frontend import report_short, split_for_job
 from cimc.ivector.jobs import run_jobs
 from cimc.ivector.pipeline import stats_batches
-from cimc.utils import resolve_device, write_text_atomic
+from cimc.utils import name_some, resolve_device, write_text_atomic
 from cimc.vectors import load_vectors, nonfinite_rows, save_vectors
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def extract_job(exp_dir: Path, cuts_path: Path, name: str, job: int, num_jobs: i
     matrix = np.concatenate(vectors) if vectors else np.zeros((0, model.ivector_dim), np.float32)
     bad = nonfinite_rows(matrix)
     if bad.size:  # here, in the job's log, rather than when the parts are read back
-        raise FloatingPointError(f"non-finite i-vectors for {[ids[i] for i in bad[:10]]} ({bad.size} in all); "
+        raise FloatingPointError(f"{bad.size} non-finite i-vector(s): {name_some(ids[i] for i in bad)}; "
                                  f"check their features")
     prefix = _part_prefix(exp_dir, name, job)
     save_vectors(prefix, ids, matrix)

@@ -13,6 +13,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from cimc.ivector.config import FrontEndConfig
+from cimc.utils import name_some
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def iter_utterances(cuts: Iterable, config: FrontEndConfig, desc: str = "utteran
 def report_short(short: dict[str, int], min_frames: int, where: str) -> None:
     """Warn about utterances with fewer than ``min_frames`` voiced frames (``{id: frames}``)."""
     if short:
-        listed = ", ".join(f"{u} ({n})" for u, n in list(short.items())[:10])
+        listed = name_some(f"{u} ({n})" for u, n in short.items())
         logger.warning(
             "%s: %d utterance(s) have fewer than %d voiced frames and get a zero i-vector: %s%s",
             where, len(short), min_frames, listed, " ..." if len(short) > 10 else "",

@@ -20,7 +20,7 @@ from cimc.ivector.backend import length_norm, train_lda, train_plda
 from cimc.ivector.config import BackendConfig
 from cimc.metrics.verification import compute_eer, compute_min_dcf, plot_det
 from cimc.scoring import cosine_scores
-from cimc.utils import write_text_atomic
+from cimc.utils import name_some, write_text_atomic
 from cimc.vectors import load_vectors
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def speaker_labels(cuts_path: str | Path, ids: Sequence[str]) -> list[str]:
             speaker[cut.id] = cut.supervisions[0].speaker
     missing = [u for u in ids if u not in speaker]
     if missing:
-        raise KeyError(f"{cuts_path}: no speaker for {len(missing)} i-vector(s), e.g. {missing[:5]}")
+        raise KeyError(f"{cuts_path}: no speaker for {len(missing)} i-vector(s), {name_some(missing)}")
     return [speaker[u] for u in ids]
 
 
