@@ -320,3 +320,24 @@ def test_cluster_rejects_a_wrong_cuts_file_before_clustering(corpus):
         invoke_raising("cluster", "--input", root / "ivectors.npy", "--method", "kmeans", "--num-clusters", 3,
                        "--cuts", recordings, "--output", root / "wrong")
     assert not (root / "wrong" / "labels.npy").exists()
+
+
+def test_all_zero_vectors_are_named_by_utterance(corpus):
+    """A zero vector has no direction: methods that l2-normalise stop naming it; raw k-means keeps it."""
+    root, ids, _ = corpus
+    from cimc.vectors import load_vectors
+
+    _, X = load_vectors(root / "ivectors.npy")
+    X[[7, 30]] = 0
+    save_vectors(root / "zeros", ids, X)
+    for method in ("cimc", "kmeans"):
+        with pytest.raises(ValueError, match=rf"2 all-zero vector\(s\).*: {ids[7]}, {ids[30]}; leave them out"):
+            invoke_raising("cluster", "--input", root / "zeros.npy", "--method", method, "--num-clusters", 3,
+                           "--output", root / f"z_{method}")
+    invoke("cluster", "--input", root / "zeros.npy", "--method", "kmeans", "--num-clusters", 3,
+           "--override", "l2_normalize=false", "--output", root / "raw")
+    assert np.load(root / "raw" / "labels.npy").shape == (60,)
+    (root / "exclude.txt").write_text(f"{ids[7]}\n{ids[30]}\n")
+    invoke("cluster", "--input", root / "zeros.npy", "--method", "kmeans", "--num-clusters", 3,
+           "--exclude", root / "exclude.txt", "--output", root / "excluded")
+    assert np.load(root / "excluded" / "labels.npy").shape == (58,)

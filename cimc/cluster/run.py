@@ -61,6 +61,14 @@ def drop_excluded(ids: Sequence[str], X: np.ndarray, exclude: str | Path) -> tup
     return [u for u, k in zip(ids, keep) if k], X[keep]
 
 
+def check_directions(ids: Sequence[str], X: np.ndarray, source: str | Path) -> None:
+    """Raise naming the utterances whose vector is all zeros: on the unit sphere they have no place."""
+    zero = np.flatnonzero(np.einsum("ij,ij->i", X, X) == 0)  # (N,); no (N, D) temporary at 1M points
+    if zero.size:
+        raise ValueError(f"{source}: {zero.size} all-zero vector(s), which an l2-normalising method cannot place: "
+                         f"{name_some(ids[i] for i in zero)}; leave them out with --exclude")
+
+
 def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, output_dir: str | Path,
                    config_path: str | Path | None = None, overrides: Sequence[str] = (),
                    cuts: str | Path | None = None, ref: str | Path | None = None,
@@ -85,6 +93,8 @@ def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, 
     ids, X = load_vectors(input_path)
     if exclude is not None:
         ids, X = drop_excluded(ids, X, exclude)
+    if getattr(clusterer.config, "l2_normalize", True):  # CIMC always normalises
+        check_directions(ids, X, input_path)
     if getattr(clusterer.config, "checkpoint_dir", None) == "":
         clusterer.config.checkpoint_dir = str(output_dir / "checkpoint")
     kwargs: dict[str, Any] = {}
