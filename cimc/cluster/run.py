@@ -47,7 +47,7 @@ def reference_for(ids: Sequence[str], ref_path: str | Path) -> np.ndarray:
     ref = read_label_file(ref_path)
     missing = [u for u in ids if u not in ref]
     if missing:
-        raise ValueError(f"{len(missing)} utterances have no label in {ref_path}, {name_some(missing)}")
+        raise ValueError(f"{len(missing)} utterances have no label in {ref_path}: {name_some(missing)}")
     return np.array([ref[u] for u in ids])
 
 

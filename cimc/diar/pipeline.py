@@ -120,7 +120,7 @@ def subsegment_cuts(cuts: Sequence[Any], segments: dict[str, list[tuple[str, flo
             pieces.append(fastcopy(piece, id=segment_id(cut.id, start, end), supervisions=[]))
     missing = sorted(set(segments) - {c.id for c in cuts})
     if missing:
-        raise ValueError(f"{len(missing)} recording(s) of the segments file have no cut, {name_some(missing)}")
+        raise ValueError(f"{len(missing)} recording(s) of the segments file have no cut: {name_some(missing)}")
     return CutSet.from_cuts(pieces)
 
 

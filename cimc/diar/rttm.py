@@ -133,7 +133,7 @@ def recording_cuts(recordings: Any, supervisions: Any) -> Any:
         by_recording[sup.recording_id].append(sup)
     unknown = sorted(set(by_recording) - set(recordings.ids))
     if unknown:
-        raise ValueError(f"{len(unknown)} supervision recording id(s) have no recording, {name_some(unknown)}")
+        raise ValueError(f"{len(unknown)} supervision recording id(s) have no recording: {name_some(unknown)}")
     return CutSet.from_cuts(
         MonoCut(id=rec.id, start=0.0, duration=rec.duration, channel=0, recording=rec,
                 supervisions=sorted(by_recording[rec.id], key=lambda s: s.start))

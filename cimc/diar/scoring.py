@@ -47,7 +47,7 @@ def score_diarization(reference: Mapping[str, Sequence[Turn]], hypothesis: Mappi
 
     unknown = sorted(set(hypothesis) - set(reference))
     if unknown:
-        raise ValueError(f"hypothesis has {len(unknown)} recording(s) with no reference, {name_some(unknown)}")
+        raise ValueError(f"hypothesis has {len(unknown)} recording(s) with no reference: {name_some(unknown)}")
     if collar < 0:
         raise ValueError(f"collar must be >= 0 seconds, got {collar}")
     der_metric = DiarizationErrorRate(collar=2 * collar, skip_overlap=skip_overlap)

@@ -34,7 +34,7 @@ def speaker_labels(cuts_path: str | Path, ids: Sequence[str]) -> list[str]:
             speaker[cut.id] = cut.supervisions[0].speaker
     missing = [u for u in ids if u not in speaker]
     if missing:
-        raise KeyError(f"{cuts_path}: no speaker for {len(missing)} i-vector(s), {name_some(missing)}")
+        raise KeyError(f"{cuts_path}: no speaker for {len(missing)} i-vector(s): {name_some(missing)}")
     return [speaker[u] for u in ids]
 
 
