@@ -341,3 +341,42 @@ def test_all_zero_vectors_are_named_by_utterance(corpus):
     invoke("cluster", "--input", root / "zeros.npy", "--method", "kmeans", "--num-clusters", 3,
            "--exclude", root / "exclude.txt", "--output", root / "excluded")
     assert np.load(root / "excluded" / "labels.npy").shape == (58,)
+
+
+def test_training_figure_draws_the_history():
+    """Each panel's lines are the history's own numbers against the step; SupCon only where it was logged."""
+    import math
+
+    from cimc.cluster.plot import loss_term_names, training_figure
+
+    history = [{"epoch": e, "step": 10 * e, "vat": 0.1 * e, "mi": -1.0 - e, "H(Y|X)": 2.0 / e, "H(Y)": 1.5,
+                "mixup": 0.01, "loss": -e, "used": 3 + e, "lr": 0.01 / e, **({"supcon": 2.0 / e} if e > 2 else {})}
+               for e in range(1, 5)]
+    assert loss_term_names(history) == ["vat", "mi", "mixup", "loss", "supcon"]
+    fig = training_figure(history, n_clusters=5)
+    terms, entropies, clusters, last = fig.axes
+    drawn = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in terms.lines}
+    assert drawn["vat"] == ([10, 20, 30, 40], [0.1, 0.2, 0.30000000000000004, 0.4])
+    assert drawn["supcon"] == ([30, 40], [2.0 / 3, 0.5])
+    entropy_lines = {line.get_label(): list(line.get_ydata()) for line in entropies.lines}
+    assert entropy_lines["H(Y|X)"] == [2.0, 1.0, 2.0 / 3, 0.5] and entropy_lines["log C (C = 5)"] == [math.log(5)] * 2
+    assert list(clusters.lines[0].get_ydata()) == [4, 5, 6, 7]
+    assert last.get_title() == "learning rate" and list(last.lines[0].get_ydata()) == [0.01, 0.005, 0.01 / 3, 0.0025]
+    with_ref = [{**r, "acc": 0.2 * r["epoch"], "nmi": 0.25 * r["epoch"]} for r in history]
+    last = training_figure(with_ref, n_clusters=5).axes[3]
+    assert [line.get_label() for line in last.lines] == ["ACC", "NMI"]
+    assert list(last.lines[1].get_ydata()) == [0.25, 0.5, 0.75, 1.0]
+    with pytest.raises(ValueError, match="no training history"):
+        training_figure([], n_clusters=5)
+
+
+def test_cluster_writes_the_training_curves_of_cimc_only(corpus):
+    from matplotlib.image import imread
+
+    root, _, _ = corpus
+    invoke("cluster", "--input", root / "ivectors.npy", "--method", "cimc", "--num-clusters", 3, "--ref",
+           root / "utt2spk", "--override", "min_steps=30", "--override", "hidden_dim=32", "--output", root / "c")
+    assert imread(root / "c" / "training.png").shape == (700, 1100, 4)
+    invoke("cluster", "--input", root / "ivectors.npy", "--method", "kmeans", "--num-clusters", 3, "--output",
+           root / "k")
+    assert not (root / "k" / "training.png").exists()

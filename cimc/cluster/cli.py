@@ -26,7 +26,8 @@ EXISTING = click.Path(exists=True, dir_okay=False)
 @click.option("--exclude", type=EXISTING, default=None,
               help="Utterances to leave out (first column), e.g. exp/ivector/short_train.txt.")
 @click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False),
-              help="Output folder: labels.npy, labels.txt, [cuts.jsonl.gz], config.yaml, summary.json.")
+              help="Output folder: labels.npy, labels.txt, [cuts.jsonl.gz], config.yaml, summary.json, "
+                   "[training.png] (CIMC, IMSAT: the training curves).")
 def cluster_command(input_path, method, num_clusters, config_path, overrides, cuts, ref, exclude, output_dir) -> None:
     """Cluster utterance vectors; write labels (and pseudo-labelled cuts).
 

@@ -7,6 +7,7 @@ Output folder of :func:`cluster_to_dir`::
     DIR/cuts.jsonl.gz   (given cuts) pseudo-label as supervision speaker, true one in custom
     DIR/config.yaml     the method's resolved config (reusable with --config)
     DIR/summary.json    method, requested and found number of clusters, N, seconds
+    DIR/training.png    (CIMC, IMSAT) loss terms, entropies, clusters used, ACC / NMI (--ref) per epoch
     DIR/.done           written last: a rerun skips a finished folder
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import cimc.cluster  # noqa: F401  (registers every method)
 from cimc.cluster.base import Clusterer, config_class, make_clusterer
 from cimc.cluster.labels import join_labels, read_label_file, write_labels, write_pseudo_label_cuts
+from cimc.cluster.plot import plot_training
 from cimc.config import load_config, save_config
 from cimc.data.layout import open_cuts
 from cimc.metrics.clustering import DEFAULT_SILHOUETTE_SAMPLE, clustering_metrics
@@ -108,6 +110,10 @@ def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, 
     found = int(np.unique(labels).size)
     logger.info("%s: %d non-empty clusters in %.1f s", method, found, seconds)
     write_labels(output_dir, ids, labels)
+    history = getattr(clusterer, "history", None)  # the trained methods' per-epoch records
+    if history:
+        plot_training(history, n_clusters, output_dir / "training.png",
+                      title=f"{method}: {X.shape[0]} x {X.shape[1]} vectors of {Path(input_path).name}, C = {n_clusters}")
     if clusterer.config is not None:
         save_config(clusterer.config, output_dir / "config.yaml")
     if cuts is not None:

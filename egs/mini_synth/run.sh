@@ -74,8 +74,9 @@ fi
 
 if run_stage 4; then
   log "Stage 4: cluster the training i-vectors into $num_clusters pseudo-speakers ($cluster_methods)"
-  # Each method writes $exp/cluster/<method>/{labels.npy,labels.txt,cuts.jsonl.gz,config.yaml}; a
-  # finished folder (.done) is skipped. --ref only lets CIMC log ACC/NMI per epoch; it never trains on it.
+  # Each method writes $exp/cluster/<method>/{labels.npy,labels.txt,cuts.jsonl.gz,config.yaml}, CIMC also
+  # training.png (its curves); a finished folder (.done) is skipped. --ref only lets CIMC log and plot
+  # ACC/NMI per epoch; it never trains on it.
   for method in $cluster_methods; do
     overrides=()
     if [ $method = cimc ]; then for o in $cimc_overrides; do overrides+=(--override "$o"); done; fi

@@ -85,7 +85,8 @@ if run_stage 4; then
   log "Stage 4: CIMC pseudo-labels, C = $num_clusters ($conf/cimc.yaml)"
   # The paper's run (1.09M i-vectors, 150 epochs) takes minutes on one GPU and days on CPUs. CIMC
   # checkpoints into $exp/cluster/cimc/checkpoint and resumes; a finished folder (.done) is skipped.
-  # Writes labels.npy, labels.txt, cuts.jsonl.gz (speaker = pseudo-label) and config.yaml.
+  # Writes labels.npy, labels.txt, cuts.jsonl.gz (speaker = pseudo-label), config.yaml and training.png
+  # (loss terms, entropies and clusters used per epoch).
   # Utterances too short for an i-vector (stage 3's list) are left out: no pseudo-label, no training cut.
   cimc cluster --input $exp/ivector/ivectors_train.npy --method cimc --num-clusters $num_clusters \
     --config $conf/cimc.yaml --cuts $data/manifests/train_cuts.jsonl.gz --exclude $exp/ivector/short_train.txt \

@@ -1,0 +1,85 @@
+"""PNG of a CIMC / IMSAT run's per-epoch history (``OUT/training.png`` beside the labels).
+
+Four panels against the training step: the loss terms; H(Y|X) and H(Y) against log C, their bounds (the
+predictions leave the uniform start when H(Y|X) falls, and H(Y) below log C means unequal clusters);
+the clusters a batch uses; ACC / NMI per epoch when the run had reference labels (``--ref``), else the
+learning rate. It shows at a glance what docs/cimc_tuning.md reads from the logs: when the predictions
+commit, whether clusters die, and whether the partition still moves after that.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+from cimc.metrics.clustering import METRIC_NAMES
+from cimc.utils import atomic_path
+
+# History fields that are not loss terms (the trainer's bookkeeping, the entropies, the metrics).
+NOT_LOSS_TERMS = frozenset({"epoch", "step", "lr", "used", "no_pos", "H(Y|X)", "H(Y)", *METRIC_NAMES})
+
+
+def loss_term_names(history: Sequence[dict]) -> list[str]:
+    """The loss-term fields of ``history`` in first-seen order (SupCon appears only once its gate opens)."""
+    names: dict[str, None] = {}
+    for record in history:
+        names.update((k, None) for k in record if k not in NOT_LOSS_TERMS)
+    return list(names)
+
+
+def training_figure(history: Sequence[dict], n_clusters: int, title: str = ""):
+    """The matplotlib Figure of ``history`` (one dict per epoch, as ``OUT/checkpoint/history.json``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        raise ValueError("no training history to plot")
+
+    def series(key: str) -> tuple[list[float], list[float]]:
+        kept = [r for r in history if key in r]
+        return [r["step"] for r in kept], [r[key] for r in kept]
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
+    (terms, entropies), (clusters, quality) = axes
+    for name in loss_term_names(history):
+        terms.plot(*series(name), label=name, linewidth=2.0 if name == "loss" else 1.2)
+    terms.set_title("loss terms (epoch means)")
+    terms.legend(fontsize=8)
+    for name in ("H(Y|X)", "H(Y)"):
+        entropies.plot(*series(name), label=name)
+    entropies.axhline(math.log(n_clusters), color="grey", linestyle="--", linewidth=1, label=f"log C (C = {n_clusters})")
+    entropies.set_title("entropies (nats)")
+    entropies.legend(fontsize=8)
+    clusters.plot(*series("used"))
+    clusters.set_title("clusters used in a batch (epoch mean)")
+    clusters.set_ylim(bottom=0)
+    metrics = [m for m in ("acc", "nmi") if any(m in r for r in history)]
+    for name in metrics:
+        quality.plot(*series(name), label=name.upper())
+    if metrics:
+        quality.set_title("against the reference labels (--ref)")
+        quality.set_ylim(0, 1)
+        quality.legend(fontsize=8)
+    else:
+        quality.plot(*series("lr"))
+        quality.set_title("learning rate")
+    for ax in (clusters, quality):
+        ax.set_xlabel("step")
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training(history: Sequence[dict], n_clusters: int, path: str | Path, title: str = "") -> None:
+    """Write :func:`training_figure` as a PNG at ``path`` (atomically)."""
+    fig = training_figure(history, n_clusters, title)
+    import matplotlib.pyplot as plt  # after training_figure chose the Agg backend
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
