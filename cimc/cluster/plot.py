@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cimc.metrics.clustering import METRIC_NAMES
-from cimc.utils import atomic_path
+from cimc.plotting import pyplot, save_png
 
 # History fields that are not loss terms (the trainer's bookkeeping, the entropies, the metrics).
 NOT_LOSS_TERMS = frozenset({"epoch", "step", "lr", "used", "no_pos", "H(Y|X)", "H(Y)", *METRIC_NAMES})
@@ -29,11 +29,6 @@ def loss_term_names(history: Sequence[dict]) -> list[str]:
 
 def training_figure(history: Sequence[dict], n_clusters: int, title: str = ""):
     """The matplotlib Figure of ``history`` (one dict per epoch, as ``OUT/checkpoint/history.json``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if not history:
         raise ValueError("no training history to plot")
 
@@ -41,7 +36,7 @@ def training_figure(history: Sequence[dict], n_clusters: int, title: str = ""):
         kept = [r for r in history if key in r]
         return [r["step"] for r in kept], [r[key] for r in kept]
 
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
+    fig, axes = pyplot().subplots(2, 2, figsize=(11, 7), sharex=True)
     (terms, entropies), (clusters, quality) = axes
     for name in loss_term_names(history):
         terms.plot(*series(name), label=name, linewidth=2.0 if name == "loss" else 1.2)
@@ -77,9 +72,4 @@ def training_figure(history: Sequence[dict], n_clusters: int, title: str = ""):
 
 def plot_training(history: Sequence[dict], n_clusters: int, path: str | Path, title: str = "") -> None:
     """Write :func:`training_figure` as a PNG at ``path`` (atomically)."""
-    fig = training_figure(history, n_clusters, title)
-    import matplotlib.pyplot as plt  # after training_figure chose the Agg backend
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(training_figure(history, n_clusters, title), path)

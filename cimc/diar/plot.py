@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cimc.diar.rttm import Turn, to_annotation
-from cimc.utils import atomic_path
+from cimc.plotting import pyplot, save_png
 
 
 def map_hypothesis_speakers(reference: Sequence[Turn], hypothesis: Sequence[Turn]) -> dict[str, str]:
@@ -31,11 +31,7 @@ def plot_timeline(reference: Sequence[Turn], hypothesis: Sequence[Turn], path: s
     :param reference: turns of one recording (the truth).
     :param hypothesis: turns of the same recording (the system's output).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     renamed = map_hypothesis_speakers(reference, hypothesis)
     names = sorted({t.speaker for t in reference}) + sorted({renamed[t.speaker] for t in hypothesis}
                                                             - {t.speaker for t in reference})
@@ -56,6 +52,4 @@ def plot_timeline(reference: Sequence[Turn], hypothesis: Sequence[Turn], path: s
     if title:
         axes[0].set_title(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path)

@@ -131,13 +131,11 @@ def format_results_table(rows: dict[str, dict[str, float]]) -> str:
 
 def plot_det(curves: dict[str, tuple[np.ndarray, np.ndarray]], path, title: str = "DET curve") -> None:
     """Save a DET plot (probit axes) of ``{name: (scores, labels)}`` as PNG at ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from scipy.stats import norm
 
-    from cimc.utils import atomic_path
+    from cimc.plotting import pyplot, save_png
+
+    plt = pyplot()
 
     ticks = np.array([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4])
     fig, ax = plt.subplots(figsize=(5, 5))
@@ -157,6 +155,4 @@ def plot_det(curves: dict[str, tuple[np.ndarray, np.ndarray]], path, title: str 
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_png(fig, path, dpi=120)
