@@ -10,6 +10,7 @@ import textwrap
 import pytest
 import torch
 from click.testing import CliRunner
+from matplotlib.image import imread
 
 from cimc.cli import cli
 from cimc.config import load_config
@@ -51,6 +52,7 @@ def test_cli_train_extract_score(corpus, tmp_path):
     invoke("sv", "train", "--config", corpus / "tiny.yaml", "--cuts", corpus / "train.jsonl.gz", "--exp-dir", exp,
            "head.name=ocsoftmax")
     assert (exp / ".done").is_file() and (exp / "final.pt").is_file()
+    assert imread(exp / "training.png").shape == (400, 1000, 4)  # loss and accuracy per epoch
     assert load_config(SvConfig, exp / "config.yaml").head.name == "ocsoftmax"  # resolved config saved
     assert sorted((exp / "labels.txt").read_text().split()) == sorted(["spk0", "0", "spk1", "1", "spk2", "2"])
     for part in ("test", "train"):
@@ -142,3 +144,17 @@ def test_average_states_is_the_elementwise_mean(tmp_path):
     average = average_states(paths)
     torch.testing.assert_close(average["w"], torch.full((2, 2), 3.0))
     assert average["bn.num_batches_tracked"].item() == 6  # integer counters come from the newest
+
+
+def test_history_figure_draws_training_and_heldout_per_epoch():
+    from cimc.sv.train import history_figure
+
+    history = [{"epoch": e, "loss": 5.0 / e, "accuracy": 0.2 * e, **({"heldout_loss": 6.0 / e} if e > 1 else {})}
+               for e in (1, 2, 3)]
+    loss, accuracy = history_figure(history).axes
+    assert [(line.get_label(), list(line.get_xdata()), list(line.get_ydata())) for line in loss.lines] == \
+        [("training", [1, 2, 3], [5.0, 2.5, 5.0 / 3]), ("held-out", [2, 3], [3.0, 2.0])]
+    assert [line.get_label() for line in accuracy.lines] == ["training"]
+    assert list(accuracy.lines[0].get_ydata()) == [0.2, 0.4, 0.6000000000000001]
+    with pytest.raises(ValueError, match="no training history"):
+        history_figure([])

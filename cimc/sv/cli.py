@@ -30,7 +30,7 @@ def sv() -> None:
 @sv.command("train")
 @click.option("--config", "config_path", type=EXISTING, required=True, help="SvConfig YAML (conf/ecapa.yaml).")
 @click.option("--cuts", type=EXISTING, required=True, help="Lhotse cuts; supervision.speaker is the label.")
-@click.option("--exp-dir", type=click.Path(file_okay=False), required=True, help="Output folder (checkpoints, final.pt).")
+@click.option("--exp-dir", type=click.Path(file_okay=False), required=True, help="Output folder (checkpoints, final.pt, history.txt, training.png).")
 @click.argument("overrides", nargs=-1)
 def train_command(config_path: str, cuts: str, exp_dir: str, overrides: tuple[str, ...]) -> None:
     """Train ECAPA-TDNN; resumes from the newest epoch checkpoint; skips a finished EXP_DIR (.done).

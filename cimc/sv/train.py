@@ -232,6 +232,7 @@ def train(config: SvConfig, cuts: Sequence, exp_dir: str | Path) -> ckpt.Speaker
     if env.is_main:
         select_final(exp_dir, net, heldout, config, env.device, history, feat_dim)
         write_text_atomic(exp_dir / "history.txt", format_history(history))
+        plot_history(history, exp_dir / "training.png")
         mark_done(exp_dir)
     _barrier(env)
     return net
@@ -252,3 +253,29 @@ def format_history(history: list[dict]) -> str:
         rows.append(" ".join(f"{h[k]:>18.4f}" if isinstance(h.get(k), float) else f"{h.get(k, ''):>18}" for k in keys))
     return "\n".join(rows) + "\n"
 
+
+def history_figure(history: list[dict]):
+    """Loss and accuracy per epoch, training (epoch mean) and held-out, as a matplotlib Figure."""
+    from cimc.plotting import pyplot
+
+    if not history:
+        raise ValueError("no training history to plot")
+    fig, axes = pyplot().subplots(1, 2, figsize=(10, 4))
+    for ax, what in zip(axes, ("loss", "accuracy")):
+        for key, label in ((what, "training"), (f"heldout_{what}", "held-out")):
+            kept = [h for h in history if key in h]
+            if kept:
+                ax.plot([h["epoch"] for h in kept], [h[key] for h in kept], marker="o", label=label)
+        ax.set_title(what)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: list[dict], path: str | Path) -> None:
+    """Write :func:`history_figure` as a PNG at ``path``."""
+    from cimc.plotting import save_png
+
+    save_png(history_figure(history), path)
