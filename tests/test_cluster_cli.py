@@ -347,7 +347,7 @@ def test_training_figure_draws_the_history():
     """Each panel's lines are the history's own numbers against the step; SupCon only where it was logged."""
     import math
 
-    from cimc.cluster.plot import loss_term_names, training_figure
+    from cimc.cluster.plot import clusters_filled_by_equal_sizes, loss_term_names, training_figure
 
     history = [{"epoch": e, "step": 10 * e, "vat": 0.1 * e, "mi": -1.0 - e, "H(Y|X)": 2.0 / e, "H(Y)": 1.5,
                 "mixup": 0.01, "loss": -e, "used": 3 + e, "lr": 0.01 / e, **({"supcon": 2.0 / e} if e > 2 else {})}
@@ -360,7 +360,13 @@ def test_training_figure_draws_the_history():
     assert drawn["supcon"] == ([30, 40], [2.0 / 3, 0.5])
     entropy_lines = {line.get_label(): list(line.get_ydata()) for line in entropies.lines}
     assert entropy_lines["H(Y|X)"] == [2.0, 1.0, 2.0 / 3, 0.5] and entropy_lines["log C (C = 5)"] == [math.log(5)] * 2
-    assert list(clusters.lines[0].get_ydata()) == [4, 5, 6, 7]
+    assert list(clusters.lines[0].get_ydata()) == [4, 5, 6, 7] and len(clusters.lines) == 1
+    # With the batch size, a reference line: all 5 clusters equal, batch 4 -> 5 (1 - 0.8^4) = 2.952 expected.
+    reference = training_figure(history, n_clusters=5, batch_size=4).axes[2].lines[1]
+    assert reference.get_ydata()[0] == pytest.approx(2.952)
+    draws = np.random.default_rng(0).integers(0, 50, size=(4000, 100))  # batches of 100 from 50 equal clusters
+    simulated = np.mean([np.unique(row).size for row in draws])
+    assert clusters_filled_by_equal_sizes(50, 100) == pytest.approx(simulated, abs=0.1)
     assert last.get_title() == "learning rate" and list(last.lines[0].get_ydata()) == [0.01, 0.005, 0.01 / 3, 0.0025]
     with_ref = [{**r, "acc": 0.2 * r["epoch"], "nmi": 0.25 * r["epoch"]} for r in history]
     last = training_figure(with_ref, n_clusters=5).axes[3]

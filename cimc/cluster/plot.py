@@ -27,8 +27,20 @@ def loss_term_names(history: Sequence[dict]) -> list[str]:
     return list(names)
 
 
-def training_figure(history: Sequence[dict], n_clusters: int, title: str = ""):
-    """The matplotlib Figure of ``history`` (one dict per epoch, as ``OUT/checkpoint/history.json``)."""
+def clusters_filled_by_equal_sizes(n_clusters: int, batch_size: int) -> float:
+    """Expected clusters a batch of ``batch_size`` random points touches when all ``n_clusters`` are equal.
+
+    C (1 - (1 - 1/C)^B): below C when B is not much larger than C (at the paper's B 10,240 and C 5,000 about
+    4,355), so "used" at that level means every cluster is alive, not that some died.
+    """
+    return n_clusters * (1.0 - (1.0 - 1.0 / n_clusters) ** batch_size)
+
+
+def training_figure(history: Sequence[dict], n_clusters: int, title: str = "", batch_size: int | None = None):
+    """The matplotlib Figure of ``history`` (one dict per epoch, as ``OUT/checkpoint/history.json``).
+
+    ``batch_size`` adds the clusters a batch would touch if all were equal (a reference line).
+    """
     if not history:
         raise ValueError("no training history to plot")
 
@@ -47,7 +59,11 @@ def training_figure(history: Sequence[dict], n_clusters: int, title: str = ""):
     entropies.axhline(math.log(n_clusters), color="grey", linestyle="--", linewidth=1, label=f"log C (C = {n_clusters})")
     entropies.set_title("entropies (nats)")
     entropies.legend(fontsize=8)
-    clusters.plot(*series("used"))
+    clusters.plot(*series("used"), label="argmax clusters in a batch")
+    if batch_size:
+        clusters.axhline(clusters_filled_by_equal_sizes(n_clusters, batch_size), color="grey", linestyle="--",
+                         linewidth=1, label=f"if all {n_clusters} were equal (batch {batch_size})")
+        clusters.legend(fontsize=8)
     clusters.set_title("clusters used in a batch (epoch mean)")
     clusters.set_ylim(bottom=0)
     metrics = [m for m in ("acc", "nmi") if any(m in r for r in history)]
@@ -70,6 +86,7 @@ def training_figure(history: Sequence[dict], n_clusters: int, title: str = ""):
     return fig
 
 
-def plot_training(history: Sequence[dict], n_clusters: int, path: str | Path, title: str = "") -> None:
+def plot_training(history: Sequence[dict], n_clusters: int, path: str | Path, title: str = "",
+                  batch_size: int | None = None) -> None:
     """Write :func:`training_figure` as a PNG at ``path`` (atomically)."""
-    save_png(training_figure(history, n_clusters, title), path)
+    save_png(training_figure(history, n_clusters, title, batch_size), path)

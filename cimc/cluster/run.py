@@ -23,6 +23,7 @@ import numpy as np
 
 import cimc.cluster  # noqa: F401  (registers every method)
 from cimc.cluster.base import Clusterer, config_class, make_clusterer
+from cimc.cluster.cimc import make_schedule
 from cimc.cluster.labels import join_labels, read_label_file, write_labels, write_pseudo_label_cuts
 from cimc.cluster.plot import plot_training
 from cimc.config import load_config, save_config
@@ -113,7 +114,8 @@ def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, 
     history = getattr(clusterer, "history", None)  # the trained methods' per-epoch records
     if history:
         plot_training(history, n_clusters, output_dir / "training.png",
-                      title=f"{method}: {X.shape[0]} x {X.shape[1]} vectors of {Path(input_path).name}, C = {n_clusters}")
+                      title=f"{method}: {X.shape[0]} x {X.shape[1]} vectors of {Path(input_path).name}, C = {n_clusters}",
+                      batch_size=make_schedule(X.shape[0], clusterer.config).batch_size)
     if clusterer.config is not None:
         save_config(clusterer.config, output_dir / "config.yaml")
     if cuts is not None:
