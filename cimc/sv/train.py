@@ -256,6 +256,8 @@ def format_history(history: list[dict]) -> str:
 
 def history_figure(history: list[dict]):
     """Loss and accuracy per epoch, training (epoch mean) and held-out, as a matplotlib Figure."""
+    from matplotlib.ticker import MaxNLocator
+
     from cimc.plotting import pyplot
 
     if not history:
@@ -268,6 +270,7 @@ def history_figure(history: list[dict]):
                 ax.plot([h["epoch"] for h in kept], [h[key] for h in kept], marker="o", label=label)
         ax.set_title(what)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
