@@ -89,7 +89,7 @@ def trained(tmp_path_factory):
 
 
 def test_training_writes_resumable_models(trained, caplog):
-    from cimc.ivector.pipeline import train_ubm
+    from cimc.ivector.pipeline import read_objective, train_ubm
 
     paths, exp, config = trained
     for sub in ("ubm", "extractor"):
@@ -99,6 +99,14 @@ def test_training_writes_resumable_models(trained, caplog):
     assert [(exp / "ubm" / f"{p}{i}.pt").is_file() for p, i in (("", 3), ("full", 2), ("", 4), ("full", 3))] == [True, True, False, False]
     assert torch.load(exp / "ubm" / "final.pt")["covariances"].shape == (8, 39, 39)  # full refinement was used
     assert torch.load(exp / "extractor" / "final.pt")["whiten"].shape == (8, 39, 39)
+    ubm_objective, t_objective = read_objective(exp / "ubm"), read_objective(exp / "extractor")
+    diagonal = ubm_objective["diagonal UBM: log-likelihood per frame"]
+    assert sorted(diagonal) == list(range(config.ubm.num_iters))
+    assert sorted(ubm_objective["full UBM: log-likelihood per frame"]) == list(range(config.ubm.full_cov_iters))
+    values = [diagonal[i] for i in sorted(diagonal)]
+    assert all(b >= a - 1e-4 for a, b in zip(values, values[1:])), values  # EM never lowers the likelihood
+    assert sorted(t_objective) == ["T-matrix: EM auxiliary function", "T-matrix: i-vector log-likelihood per utterance"]
+    assert all((exp / sub / "objective.png").is_file() for sub in ("ubm", "extractor"))
     ubm_mtime = (exp / "ubm" / "final.pt").stat().st_mtime
     train_ubm(paths["train"], config, exp)  # done marker: nothing retrained
     assert (exp / "ubm" / "final.pt").stat().st_mtime == ubm_mtime
@@ -164,3 +172,14 @@ def test_bad_config_key_is_named(tmp_path):
 
     with pytest.raises(ConfigError, match="num_component"):
         load_config(IvectorConfig, bad)
+
+
+def test_objective_record_replaces_a_rerun_iteration(tmp_path):
+    from cimc.ivector.pipeline import read_objective, record_objective
+
+    record_objective(tmp_path, "a b", 0, -5.0)
+    record_objective(tmp_path, "a b", 1, -4.0)
+    record_objective(tmp_path, "c", 0, 2.5)
+    record_objective(tmp_path, "a b", 1, -3.5)  # the interrupted iteration 1, run again
+    assert read_objective(tmp_path) == {"a b": {0: -5.0, 1: -3.5}, "c": {0: 2.5}}
+    assert (tmp_path / "objective.tsv").read_text().splitlines()[0] == "series\titer\tvalue"

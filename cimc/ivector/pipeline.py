@@ -3,8 +3,11 @@
 Layout under ``exp_dir`` (``$exp/ivector``)::
 
     ubm/        0.pt .. N.pt (diagonal), full0.pt .. fullM.pt (optional full-covariance refinement),
-                final.pt, config.yaml, acc/, log/, .done
-    extractor/  0.pt .. N.pt, final.pt, config.yaml, train_cuts.jsonl.gz, acc/, log/, .done
+                final.pt, config.yaml, objective.{tsv,png}, acc/, log/, .done
+    extractor/  0.pt .. N.pt, final.pt, config.yaml, objective.{tsv,png}, train_cuts.jsonl.gz, acc/, log/, .done
+
+``objective.tsv`` holds each EM iteration's objective (``series iter value``), kept across resumes, and
+``objective.png`` draws it when training ends: EM should rise every iteration and then level off.
     ivectors_NAME.{npy,ids,ark,scp}, ivectors_NAME_cuts.jsonl.gz, short_NAME.txt
 
 Every EM iteration splits the cuts over ``nj`` jobs (in process, or through ``run.pl`` & co.),
@@ -31,7 +34,7 @@ from cimc.ivector import ubm as ubm_lib
 from cimc.ivector.config import IvectorConfig
 from cimc.ivector.frontend import iter_utterances, report_short, split_for_job, Utterance
 from cimc.ivector.jobs import run_jobs
-from cimc.utils import is_done, mark_done, resolve_device
+from cimc.utils import is_done, mark_done, resolve_device, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +145,50 @@ def train_ubm(cuts_path: str | Path, config: IvectorConfig, exp_dir: str | Path,
         _ubm_em(ubm_dir, cuts_path, _latest(ubm_dir, cfg.full_cov_iters, "full"), cfg.full_cov_iters, num_jobs, cmd, full=True)
         final = ubm_dir / f"full{cfg.full_cov_iters}.pt"
     shutil.copyfile(final, ubm_dir / "final.pt")
+    plot_objective(ubm_dir)
     mark_done(ubm_dir)
     return full_ubm.load_ubm(ubm_dir / "final.pt")
+
+
+def read_objective(model_dir: Path) -> dict[str, dict[int, float]]:
+    """``{series: {iteration: value}}`` from ``model_dir/objective.tsv`` (empty when there is none)."""
+    series: dict[str, dict[int, float]] = {}
+    path = model_dir / "objective.tsv"
+    if path.is_file():
+        for line in path.read_text().splitlines()[1:]:
+            name, it, value = line.split("\t")
+            series.setdefault(name, {})[int(it)] = float(value)
+    return series
+
+
+def record_objective(model_dir: Path, name: str, it: int, value: float) -> None:
+    """Set iteration ``it`` of series ``name`` in ``model_dir/objective.tsv`` (rewritten atomically; a rerun of
+    an interrupted iteration replaces its value)."""
+    series = read_objective(model_dir)
+    series.setdefault(name, {})[it] = float(value)
+    rows = [f"{n}\t{i}\t{v!r}" for n, values in series.items() for i, v in sorted(values.items())]
+    write_text_atomic(model_dir / "objective.tsv", "series\titer\tvalue\n" + "".join(r + "\n" for r in rows))
+
+
+def plot_objective(model_dir: Path) -> None:
+    """``model_dir/objective.png``: one panel per series of ``objective.tsv``, value against EM iteration."""
+    from matplotlib.ticker import MaxNLocator
+
+    from cimc.plotting import pyplot, save_png
+
+    series = read_objective(model_dir)
+    if not series:
+        return
+    fig, axes = pyplot().subplots(1, len(series), figsize=(5 * len(series), 3.5), squeeze=False)
+    for ax, (name, values) in zip(axes[0], series.items()):
+        iters = sorted(values)
+        ax.plot(iters, [values[i] for i in iters], marker="o")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("EM iteration")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_png(fig, model_dir / "objective.png")
 
 
 def _ubm_em(ubm_dir: Path, cuts_path: Path, start: int, num_iters: int, num_jobs: int, cmd: str | None, full: bool) -> None:
@@ -162,6 +207,7 @@ def _ubm_em(ubm_dir: Path, cuts_path: Path, start: int, num_iters: int, num_jobs
         stats = _merge(accs, full_ubm.FullUbmStats.load if full else ubm_lib.UbmStats.load)
         per_frame = stats.log_likelihood / max(stats.num_frames, 1)
         logger.info("%s UBM iter %d: log-likelihood %.4f per frame over %d frames", "full" if full else "diagonal", it, per_frame, stats.num_frames)
+        record_objective(ubm_dir, f"{'full' if full else 'diagonal'} UBM: log-likelihood per frame", it, per_frame)
         if per_frame < previous - 1e-6:  # EM cannot do this unless flooring or re-seeding stepped in
             logger.warning("UBM log-likelihood fell from %.4f to %.4f (variance/weight floors at work?)", previous, per_frame)
         previous = per_frame
@@ -252,13 +298,15 @@ def train_extractor(cuts_path: str | Path, config: IvectorConfig, exp_dir: str |
         if stats.num_utterances == 0:
             raise ValueError(f"{train_cuts}: no utterance has {config.frontend.min_frames} voiced frames; cannot train T")
         model = ext.IvectorExtractor.load(model_dir / f"{it}.pt")
-        logger.info(
-            "T-matrix iter %d: log-likelihood %.3f per utterance over %d utterances, auxiliary %.4g", it,
-            ext.ivector_log_likelihood_per_utt(stats), stats.num_utterances, ext.auxiliary(model.projection, stats),
-        )
+        log_likelihood, auxiliary = ext.ivector_log_likelihood_per_utt(stats), ext.auxiliary(model.projection, stats)
+        logger.info("T-matrix iter %d: log-likelihood %.3f per utterance over %d utterances, auxiliary %.4g", it,
+                    log_likelihood, stats.num_utterances, auxiliary)
+        record_objective(model_dir, "T-matrix: i-vector log-likelihood per utterance", it, log_likelihood)
+        record_objective(model_dir, "T-matrix: EM auxiliary function", it, auxiliary)
         ext.estimate(model, stats, cfg.min_divergence).save(model_dir / f"{it + 1}.pt")
         for path in accs:
             path.unlink()
     shutil.copyfile(model_dir / f"{cfg.num_iters}.pt", model_dir / "final.pt")
+    plot_objective(model_dir)
     mark_done(model_dir)
     return ext.IvectorExtractor.load(model_dir / "final.pt")
