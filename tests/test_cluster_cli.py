@@ -347,7 +347,9 @@ def test_training_figure_draws_the_history():
     """Each panel's lines are the history's own numbers against the step; SupCon only where it was logged."""
     import math
 
-    from cimc.cluster.plot import clusters_filled_by_equal_sizes, loss_term_names, training_figure
+    from cimc.cluster.plot import (
+        batch_entropy_of_equal_sizes, clusters_filled_by_equal_sizes, loss_term_names, training_figure,
+    )
 
     history = [{"epoch": e, "step": 10 * e, "vat": 0.1 * e, "mi": -1.0 - e, "H(Y|X)": 2.0 / e, "H(Y)": 1.5,
                 "mixup": 0.01, "loss": -e, "used": 3 + e, "lr": 0.01 / e, **({"supcon": 2.0 / e} if e > 2 else {})}
@@ -367,6 +369,16 @@ def test_training_figure_draws_the_history():
     draws = np.random.default_rng(0).integers(0, 50, size=(4000, 100))  # batches of 100 from 50 equal clusters
     simulated = np.mean([np.unique(row).size for row in draws])
     assert clusters_filled_by_equal_sizes(50, 100) == pytest.approx(simulated, abs=0.1)
+    # By hand, 4 points from 5 equal clusters: all apart (p 120/625, H log 4), one pair (360/625, H 1.0397),
+    # two pairs (60/625, log 2), three and one (80/625, 0.5623), all four together (5/625, 0).
+    by_hand = (120 * math.log(4) + 360 * (1.5 * math.log(2)) + 60 * math.log(2)
+               + 80 * (-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))) / 625
+    assert batch_entropy_of_equal_sizes(5, 4) == pytest.approx(by_hand)
+    counts = [np.bincount(row, minlength=50) / 100 for row in draws]
+    entropy = np.mean([-(p[p > 0] * np.log(p[p > 0])).sum() for p in counts])
+    assert batch_entropy_of_equal_sizes(50, 100) == pytest.approx(entropy, abs=0.005)
+    assert training_figure(history, n_clusters=5, batch_size=4).axes[1].lines[3].get_ydata()[0] == \
+        pytest.approx(batch_entropy_of_equal_sizes(5, 4))
     assert last.get_title() == "learning rate" and list(last.lines[0].get_ydata()) == [0.01, 0.005, 0.01 / 3, 0.0025]
     with_ref = [{**r, "acc": 0.2 * r["epoch"], "nmi": 0.25 * r["epoch"]} for r in history]
     last = training_figure(with_ref, n_clusters=5).axes[3]
