@@ -249,6 +249,15 @@ def test_entropy_warmup_ramps_the_conditional_entropy_in_and_keeps_predictions_s
         weights.append(trainer.cond_weight())
     assert weights == pytest.approx([1 / 50, 25 / 50, 1.0, 1.0, 1.0])
     assert Trainer(X, 4, dataclasses.replace(cfg, entropy_warmup=0.0)).cond_weight() == 1.0
+    capped = Trainer(X, 4, dataclasses.replace(cfg, entropy_warmup_max_steps=20))  # 20 of the 50 steps
+    capped_weights = []
+    for step in (0, 9, 19, 49):
+        capped.step = step
+        capped_weights.append(capped.cond_weight())
+    assert capped_weights == pytest.approx([1 / 20, 10 / 20, 1.0, 1.0])
+    loose = Trainer(X, 4, dataclasses.replace(cfg, entropy_warmup_max_steps=500))  # a cap above the ramp: no effect
+    loose.step = 24
+    assert loose.cond_weight() == pytest.approx(25 / 50)
     # Without the push to confident predictions, H(Y|X) is still well above the paper schedule's at 20 % of the run.
     ramped = train_cimc(X, 4, cfg).history
     paper = train_cimc(X, 4, dataclasses.replace(cfg, entropy_warmup=0.0)).history

@@ -47,6 +47,7 @@ class CimcConfig:
     eps_scale: float = 0.5  # ...times this. DEPARTURE: IMSAT uses 0.25 (docs/cimc_tuning.md)
     vat_xi: float = 0.05  # VAT power-iteration step for unit-norm inputs (IMSAT's xi=10 on MNIST; see conf)
     entropy_warmup: float = 0.7  # DEPARTURE: H(Y|X)'s weight ramps 0 -> 1 over this fraction of the run (paper: 0)
+    entropy_warmup_max_steps: int = 1000  # DEPARTURE: ...but over at most this many steps (0: no cap; see conf)
     marginal_momentum: float = 0.0  # H(Y) on p(y) averaged over batches with this momentum (0: the batch's, paper)
     # SupCon on l2-normalised logits with online argmax labels
     supcon_weight: float = 1.0
@@ -94,7 +95,7 @@ class CimcConfig:
                      "vicreg_gamma"):
             require(self, name, getattr(self, name) > 0, "> 0")
         for name in ("hidden_init_scale", "lam", "mu", "supcon_weight", "mixup_weight", "vicreg_var_weight",
-                     "vicreg_cov_weight", "supcon_start_entropy", "min_steps"):
+                     "vicreg_cov_weight", "supcon_start_entropy", "min_steps", "entropy_warmup_max_steps"):
             require(self, name, getattr(self, name) >= 0, ">= 0")
         for name in ("entropy_warmup", "supcon_warmup"):
             require(self, name, 0 <= getattr(self, name) <= 1, "a fraction of the run in [0, 1]")

@@ -123,7 +123,14 @@ class Trainer:
         commits gradually instead of to the first partition its random features suggest (an annealing
         schedule; docs/cimc_tuning.md, "Objective or optimisation").
         """
-        return linear_ramp(self.step + 1, self.config.entropy_warmup * self.schedule.total_steps)
+        return linear_ramp(self.step + 1, self.entropy_warmup_steps)
+
+    @property
+    def entropy_warmup_steps(self) -> float:
+        """Steps of the H(Y|X) ramp: ``entropy_warmup`` of the run, capped at ``entropy_warmup_max_steps`` (if set)."""
+        steps = self.config.entropy_warmup * self.schedule.total_steps
+        cap = self.config.entropy_warmup_max_steps
+        return min(steps, cap) if cap > 0 else steps
 
     def update_supcon_gate(self, logged: dict[str, float]) -> None:
         """Open SupCon's gate after the warm-up once predictions are confident (H(Y|X) < settled_entropy).
