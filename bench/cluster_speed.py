@@ -54,10 +54,11 @@ def synthetic_ivectors(n: int, dim: int, n_speakers: int, seed: int = 0,
 
 
 def two_covariance_set(X: np.ndarray, speakers: np.ndarray, n: int | None = None, n_speakers: int | None = None,
-                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                       seed: int = 0, within_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """A Gaussian set fitted to real vectors (the two-covariance model behind PLDA): the l2-normalised (N, D) ``X``'s
     speaker means give the between-speaker covariance, the deviations from them the within-speaker one; new
-    speakers are drawn from N(mean, between), their points from N(speaker, within), then l2-normalised.
+    speakers are drawn from N(mean, between), their points from N(speaker, within_scale^2 * within), then
+    l2-normalised. ``within_scale`` > 1 makes a copy with few speakers as crowded as one with many.
     Returns (n, D) float32 and (n,) speakers (by default as many points and speakers as the source)."""
     X = X / np.linalg.norm(X, axis=1, keepdims=True)
     _, inverse = np.unique(speakers, return_inverse=True)
@@ -67,7 +68,7 @@ def two_covariance_set(X: np.ndarray, speakers: np.ndarray, n: int | None = None
     rng = np.random.default_rng(seed)
     new_means = rng.multivariate_normal(X.mean(0), between, n_speakers)
     new_speakers = rng.integers(0, n_speakers, n)
-    Z = new_means[new_speakers] + rng.multivariate_normal(np.zeros(X.shape[1]), within, n)
+    Z = new_means[new_speakers] + within_scale * rng.multivariate_normal(np.zeros(X.shape[1]), within, n)
     return (Z / np.linalg.norm(Z, axis=1, keepdims=True)).astype(np.float32), new_speakers
 
 
@@ -127,8 +128,9 @@ def make_set(args) -> tuple[np.ndarray, np.ndarray, str | float]:
     points and speakers (see :func:`resolve_size`)."""
     if args.fit_to:
         X, speakers = two_covariance_set(*load_labelled(args.fit_to / "ivectors_train.npy", args.fit_to / "utt2spk"),
-                                         n=args.num_items, n_speakers=args.speakers)
-        return X, speakers, f"fitted to {args.fit_to}"
+                                         n=args.num_items, n_speakers=args.speakers, within_scale=args.within_scale)
+        scaled = f", within-speaker std x {args.within_scale:g}" if args.within_scale != 1 else ""
+        return X, speakers, f"fitted to {args.fit_to}{scaled}"
     return *synthetic_ivectors(args.num_items, args.dim, args.speakers, noise=args.noise), args.noise
 
 
@@ -251,13 +253,37 @@ def full_run(args) -> None:
             f.write(json.dumps(summary) + "\n")
 
 
+def kmeans_run(args) -> None:
+    """The ``kmeans`` method (one k-means++ start, seed 0) on the set ``--full-run`` would train on: the reference a
+    proxy's CIMC runs are read against, recorded as a ``--summary`` line like theirs."""
+    from cimc.cluster.base import make_clusterer
+    from cimc.cluster.baselines import KMeansConfig
+    from cimc.metrics.clustering import cluster_accuracy, contingency_table, information_scores
+
+    if args.set:
+        raise SystemExit(f"--kmeans: --set {' '.join(args.set)} would be ignored (it sets CIMC's config)")
+    X, truth, made = make_set(args)
+    start = time.perf_counter()
+    labels = make_clusterer("kmeans", KMeansConfig(device=args.device)).fit_predict(X, args.clusters[0])
+    table = contingency_table(truth, labels)
+    summary = {"set": "k-means (one start)", "noise": made, "acc": cluster_accuracy(table),
+               "nmi": information_scores(table)["nmi"], "acc_ceiling": acc_ceiling(truth, args.clusters[0]),
+               "used": len(np.unique(labels)), "steps": None, "moves": None, "confident": None,
+               "seconds": time.perf_counter() - start}
+    print(f"k-means, C {args.clusters[0]}: ACC {summary['acc']:.3f} (at most {summary['acc_ceiling']:.3f}), "
+          f"NMI {summary['nmi']:.3f}", flush=True)
+    if args.summary:
+        with open(args.summary, "a") as f:
+            f.write(json.dumps(summary) + "\n")
+
+
 def summary_table(path: Path) -> str:
     """Markdown table of the full runs recorded in ``path`` (one JSON line each, from ``--summary``)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     lines = ["| run | noise | ACC (ceiling) | NMI | clusters used | moves / confident at step (of) | minutes |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {r['set']} | {r['noise']} | {r['acc']:.3f} ({r['acc_ceiling']:.3f}) | {r['nmi']:.3f} | "
-              f"{r['used']} | {r['moves'] or '-'} / {r['confident'] or '-'} (of {r['steps']}) | "
+              f"{r['used']} | {r['moves'] or '-'} / {r['confident'] or '-'} (of {r['steps'] or '-'}) | "
               f"{r['seconds'] / 60:.1f} |" for r in rows]
     return "\n".join(lines)
 
@@ -275,6 +301,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = leave as is)")
     parser.add_argument("--metrics", action="store_true", help="also run bench/metrics_speed.py if present")
     parser.add_argument("--full-run", action="store_true")
+    parser.add_argument("--kmeans", action="store_true",
+                        help="with --full-run: one-start k-means (the kmeans method) on the same set instead of CIMC")
     parser.add_argument("--num-items", type=int,
                         help="points of the synthetic set (default 1,092,009; --write-synthetic --fit-to DIR: DIR's)")
     parser.add_argument("--speakers", type=int,
@@ -293,6 +321,8 @@ def main() -> None:
     parser.add_argument("--fit-to", type=Path, metavar="DIR",
                         help="a two-covariance Gaussian set fitted to DIR/ivectors_train.npy and DIR/utt2spk "
                              "instead of isotropic noise (--num-items points of --speakers speakers)")
+    parser.add_argument("--within-scale", type=float, default=1.0, metavar="S",
+                        help="--fit-to: multiply the within-speaker spread by S (a few speakers as crowded as many)")
     parser.add_argument("--neighbour-stats", action="store_true",
                         help="print how hard the synthetic set (or --ivectors) is: within-speaker share of the "
                              "variance, same-speaker fraction of the 1 and 10 nearest neighbours; then exit")
@@ -324,7 +354,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.full_run:
-        full_run(args)
+        kmeans_run(args) if args.kmeans else full_run(args)
     else:
         step_mode(args)
     metrics_bench = Path(__file__).with_name("metrics_speed.py")

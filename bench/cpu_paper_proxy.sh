@@ -5,11 +5,17 @@
 # (97 steps each: 14,550 steps, the paper's ~15,900). Smaller: d 100, S 600. The set is isotropic synthetic
 # (bench/cluster_speed.py), noise 1.55: about as hard by neighbours as the 1.09M GPU set at noise 2.2.
 # One whole run (k-NN radii, training, prediction, ACC / NMI against the speakers) per ';'-separated row of
-# ROWS (KEY=VALUE pairs within a row split by spaces, as gpu_cluster.sh's ALSO_SET; "defaults" = none),
+# ROWS (KEY=VALUE pairs within a row split by spaces, as gpu_cluster.sh's ALSO_SET; "defaults" = none; "kmeans":
+# one-start k-means on the same set instead of CIMC, the reference),
 # JOBS at a time, 1 torch thread each: ~17 min a CIMC run, ~12 min IMSAT, on a 2-core CPU.
 #   bash bench/cpu_paper_proxy.sh
 #   ROWS='defaults; entropy_warmup=0; losses=[imsat]; mixup_weight=0.3' JOBS=2 bash bench/cpu_paper_proxy.sh
 #   SIZE=tiny bash bench/cpu_paper_proxy.sh    # seconds, to check the script works
+#   FIT_TO=.sweep/ms200 WITHIN_SCALE=1.45 bash bench/cpu_paper_proxy.sh   # the same sizes drawn from a Gaussian
+#       with the between- and within-speaker covariances of DIR's i-vectors (DIR/ivectors_train.npy, DIR/utt2spk)
+#       instead of isotropic noise, the within-speaker spread times WITHIN_SCALE (default 1); d is DIR's. For
+#       mini_synth's 200 x 20 set, 1.45 makes 300 speakers as hard by neighbours as the source (nearest
+#       neighbour the same speaker 0.810, of the 10 nearest 0.687; the source 0.800, 0.623; at 1: 1.000, 0.994)
 # Ends with the table of the runs (OUT/proxy_runs.jsonl, OUT defaults to /tmp/cpu_paper_proxy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,12 +30,15 @@ if [ "${SIZE:-full}" = tiny ]; then
 else
   size=(--num-items 50000 --speakers 300 --dim 100 --noise 1.55 --hidden 600 --batch 512 --clusters 250)
 fi
+[ -z "${FIT_TO:-}" ] || size+=(--fit-to "$FIT_TO" --within-scale "${WITHIN_SCALE:-1}")
 IFS=';' read -ra rows <<< "${ROWS:-defaults; entropy_warmup=0; losses=[imsat]}"
 pids=()
 for row in "${rows[@]}"; do
   read -ra pairs <<< "$row"  # split on spaces, no globbing: 'losses=[imsat]' is not a file pattern
   sets=()
-  for kv in "${pairs[@]}"; do [ "$kv" = defaults ] || sets+=(--set "$kv"); done
+  for kv in "${pairs[@]}"; do
+    case $kv in defaults) ;; kmeans) sets+=(--kmeans) ;; *) sets+=(--set "$kv") ;; esac
+  done
   name=$(echo "$row" | tr -c 'A-Za-z0-9_.=-' '_' | sed 's/^_*//; s/_*$//')
   $PY bench/cluster_speed.py --full-run "${size[@]}" --threads 1 --device cpu --summary "$RUNS" \
     ${sets[@]+"${sets[@]}"} > "$OUT/${name:-defaults}.log" 2>&1 &

@@ -115,3 +115,40 @@ def test_two_covariance_set_keeps_the_sources_between_and_within_covariances(cs)
     assert np.allclose(np.diag(copy_between)[1:], np.diag(source_between)[1:], rtol=0.15)
     assert np.trace(copy_within) == pytest.approx(np.trace(source_within), rel=0.1)
     assert np.trace(copy_between) == pytest.approx(np.trace(source_between), rel=0.1)
+
+
+def test_two_covariance_set_within_scale_multiplies_only_the_within_speaker_spread(cs):
+    rng = np.random.default_rng(0)
+    means = rng.standard_normal((40, 6)) + 10 * np.eye(6)[0]  # far from the origin: the l2 norm barely bends it
+    speakers = rng.integers(0, 40, 4000)
+    X = means[speakers] + 0.3 * rng.standard_normal((4000, 6))
+
+    def spreads(V, labels):
+        centres = np.stack([V[labels == s].mean(0) for s in range(labels.max() + 1)])
+        return np.var(centres[:, 1:], axis=0).sum(), np.var((V - centres[labels])[:, 1:], axis=0).sum()
+
+    plain, scaled = (cs.two_covariance_set(X, speakers, n=40_000, n_speakers=400, seed=1, within_scale=s)
+                     for s in (1.0, 2.0))
+    (between_1, within_1), (between_2, within_2) = spreads(*plain), spreads(*scaled)
+    assert within_2 / within_1 == pytest.approx(4.0, rel=0.05)  # std x 2: variance x 4
+    assert between_2 / between_1 == pytest.approx(1.0, rel=0.05)  # the same speakers (same seed)
+
+
+def test_kmeans_run_records_scikit_learns_kmeans_on_the_same_set(cs, tmp_path):
+    # The proxy's k-means reference: the summary line must hold the ACC / NMI of KMeans(one start) on that set.
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import normalized_mutual_info_score
+
+    args = cs.argparse.Namespace(fit_to=None, num_items=600, speakers=6, dim=5, noise=0.6, clusters=[5],
+                                 device="cpu", set=[], summary=tmp_path / "runs.jsonl")
+    cs.kmeans_run(args)
+    X, truth, _ = cs.make_set(args)
+    expected = KMeans(5, n_init=1, random_state=0).fit_predict(X)  # rows already unit length
+    (row,) = [json.loads(line) for line in args.summary.read_text().splitlines()]
+    assert row["set"] == "k-means (one start)" and row["used"] == 5 and row["steps"] is None
+    assert row["acc"] == pytest.approx(cluster_accuracy(contingency_table(truth, expected)))
+    assert row["nmi"] == pytest.approx(normalized_mutual_info_score(truth, expected))
+    assert row["acc_ceiling"] == pytest.approx(cs.acc_ceiling(truth, 5))
+    assert "(of -)" in cs.summary_table(args.summary)
+    with pytest.raises(SystemExit, match="would be ignored"):
+        cs.kmeans_run(cs.argparse.Namespace(**{**vars(args), "set": ["seed=1"]}))
