@@ -248,8 +248,13 @@ def full_run(args) -> None:
           f"ACC {summary['acc']:.3f} (at most {summary['acc_ceiling']:.3f} with {args.clusters[0]} clusters), "
           f"NMI {summary['nmi']:.3f}; predictions moved at step {summary['moves'] or '-'}, confident at step "
           f"{summary['confident'] or '-'} (epoch-mean H(Y|X) < 0.9 and < 0.1 log C)", flush=True)
-    if args.summary:
-        with open(args.summary, "a") as f:
+    append_summary(args.summary, summary)
+
+
+def append_summary(path: Path | None, summary: dict) -> None:
+    """Add one run's results as a JSON line to ``path`` (``--summary``; None: nowhere)."""
+    if path:
+        with open(path, "a") as f:
             f.write(json.dumps(summary) + "\n")
 
 
@@ -272,9 +277,7 @@ def kmeans_run(args) -> None:
                "seconds": time.perf_counter() - start}
     print(f"k-means, C {args.clusters[0]}: ACC {summary['acc']:.3f} (at most {summary['acc_ceiling']:.3f}), "
           f"NMI {summary['nmi']:.3f}", flush=True)
-    if args.summary:
-        with open(args.summary, "a") as f:
-            f.write(json.dumps(summary) + "\n")
+    append_summary(args.summary, summary)
 
 
 def summary_table(path: Path) -> str:
