@@ -80,6 +80,15 @@ def acc_ceiling(truth: np.ndarray, n_clusters: int) -> float:
     return float(sizes[:n_clusters].sum() / len(truth))
 
 
+def labelling_scores(truth: np.ndarray, labels: np.ndarray, n_clusters: int) -> dict[str, float | int]:
+    """A run's (N,) labels against the (N,) speakers: ACC, NMI, the ACC ``n_clusters`` allow, clusters used."""
+    from cimc.metrics.clustering import cluster_accuracy, contingency_table, information_scores
+
+    table = contingency_table(truth, labels)
+    return {"acc": cluster_accuracy(table), "nmi": information_scores(table)["nmi"],
+            "acc_ceiling": acc_ceiling(truth, n_clusters), "used": len(np.unique(labels))}
+
+
 def commitment_steps(history: list[dict], n_clusters: int) -> dict[str, int | None]:
     """Steps (end of the first epoch) at which the epoch-mean H(Y|X) fell below 0.9 log C ("moves": the
     predictions leave the uniform start) and below 0.1 log C ("confident": where SupCon's gate can open)."""
@@ -215,7 +224,6 @@ def full_run(args) -> None:
     from cimc.cluster.cimc import CimcConfig, l2_normalise
     from cimc.cluster.trainer import Trainer
     from cimc.config import load_config
-    from cimc.metrics.clustering import cluster_accuracy, contingency_table, information_scores
 
     X, truth, made = make_set(args)  # fitted to real i-vectors: their dimension, not --dim
     config = dataclasses.replace(load_config(CimcConfig, None, args.set), hidden_dim=args.hidden,
@@ -240,10 +248,8 @@ def full_run(args) -> None:
     print(f"| phase | seconds |\n| --- | --- |\n| data to device + k-NN radii | {setup:.1f} |\n"
           f"| training + prediction ({steps} steps, {1000 * (total - setup) / steps:.1f} ms/step) | {total - setup:.1f} |\n"
           f"| whole run | {total:.1f} ({total / 60:.2f} min) |")
-    table = contingency_table(truth, result.labels)
-    summary = {"set": " ".join(args.set) or "defaults", "noise": made, "acc": cluster_accuracy(table),
-               "nmi": information_scores(table)["nmi"], "acc_ceiling": acc_ceiling(truth, args.clusters[0]),
-               "used": len(np.unique(result.labels)), "steps": steps,
+    summary = {"set": " ".join(args.set) or "defaults", "noise": made,
+               **labelling_scores(truth, result.labels, args.clusters[0]), "steps": steps,
                **commitment_steps(result.history, args.clusters[0]), "seconds": total}
     print(f"{summary['used']} of {args.clusters[0]} clusters used; vs the {args.speakers} synthetic speakers: "
           f"ACC {summary['acc']:.3f} (at most {summary['acc_ceiling']:.3f} with {args.clusters[0]} clusters), "
@@ -264,18 +270,14 @@ def kmeans_run(args) -> None:
     proxy's CIMC runs are read against, recorded as a ``--summary`` line like theirs."""
     from cimc.cluster.base import make_clusterer
     from cimc.cluster.baselines import KMeansConfig
-    from cimc.metrics.clustering import cluster_accuracy, contingency_table, information_scores
 
     if args.set:
         raise SystemExit(f"--kmeans: --set {' '.join(args.set)} would be ignored (it sets CIMC's config)")
     X, truth, made = make_set(args)
     start = time.perf_counter()
     labels = make_clusterer("kmeans", KMeansConfig(device=args.device)).fit_predict(X, args.clusters[0])
-    table = contingency_table(truth, labels)
-    summary = {"set": "k-means (one start)", "noise": made, "acc": cluster_accuracy(table),
-               "nmi": information_scores(table)["nmi"], "acc_ceiling": acc_ceiling(truth, args.clusters[0]),
-               "used": len(np.unique(labels)), "steps": None, "moves": None, "confident": None,
-               "seconds": time.perf_counter() - start}
+    summary = {"set": "k-means (one start)", "noise": made, **labelling_scores(truth, labels, args.clusters[0]),
+               "steps": None, "moves": None, "confident": None, "seconds": time.perf_counter() - start}
     print(f"k-means, C {args.clusters[0]}: ACC {summary['acc']:.3f} (at most {summary['acc_ceiling']:.3f}), "
           f"NMI {summary['nmi']:.3f}", flush=True)
     append_summary(args.summary, summary)
