@@ -164,3 +164,22 @@ def to_dict(config: Any) -> dict[str, Any]:
 def save_config(config: Any, path: str | Path) -> None:
     """Write the resolved ``config`` as YAML (atomically), so a run can be repeated from its outputs."""
     write_text_atomic(path, yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def result_settings(config: Any) -> dict[str, Any]:
+    """:func:`to_dict` of ``config`` less the fields its class lists in ``RUN_ONLY_FIELDS``: those say where a
+    run saves, what it shows and how it computes the same math (device, chunk sizes), not what it computes."""
+    run_only = getattr(type(config), "RUN_ONLY_FIELDS", frozenset())
+    return {k: v for k, v in to_dict(config).items() if k not in run_only}
+
+
+def changed_settings(saved: dict[str, Any], config: Any) -> dict[str, tuple[Any, Any]]:
+    """{field: (saved value, asked value)} for each field of ``config`` whose result setting differs from
+    ``saved`` (the :func:`to_dict` of an earlier run's config, as in its config.yaml or checkpoint).
+
+    A field missing from ``saved`` was added to the class since, so that run had its default; a field of
+    ``saved`` the class no longer has is ignored.
+    """
+    asked = result_settings(config)
+    saved = {**result_settings(type(config)()), **saved}
+    return {k: (saved[k], v) for k, v in asked.items() if saved[k] != v}

@@ -223,6 +223,8 @@ def test_bad_inputs_are_named():
         train_cimc(blobs(n_per=5, n_clusters=2, dim=4)[0], 2, tiny(losses=("vatt",)))
     with pytest.raises(ValueError, match="optimizer 'adamw'"):
         train_cimc(blobs(n_per=5, n_clusters=2, dim=4)[0], 2, tiny(optimizer="adamw"))
+    with pytest.raises(ValueError, match="n_clusters=11 must be between 2 and the number of points 10"):
+        train_cimc(blobs(n_per=5, n_clusters=2, dim=4)[0], 11, tiny())
 
 
 def test_supcon_waits_for_warmup_and_settled_predictions():

@@ -65,9 +65,35 @@ def test_cluster_writes_labels_cuts_config_and_skips_when_done(corpus):
     for cut, label, spk in zip(cuts, labels, y):
         assert cut.supervisions[0].speaker == str(label)
         assert cut.supervisions[0].custom[TRUE_SPEAKER_KEY] == f"spk{spk}"
-    (out / "labels.txt").write_text("edited\n")  # a rerun of a finished folder must not touch it
-    invoke("cluster", "--input", root / "ivectors.npy", "--method", "kmeans", "--num-clusters", 3, "--output", out)
+    (out / "labels.txt").write_text("edited\n")  # a rerun of the same request must not touch a finished folder
+    invoke("cluster", "--input", root / "ivectors.npy", "--method", "kmeans", "--num-clusters", 3,
+           "--config", root / "kmeans.yaml", "--override", "max_iter=50", "--output", out)
     assert (out / "labels.txt").read_text() == "edited\n"
+
+
+def test_a_finished_folder_refuses_another_request_and_adds_cuts_asked_for_later(corpus, monkeypatch):
+    from lhotse import load_manifest
+
+    root, ids, y = corpus
+    out = root / "kmeans"
+    args = ["cluster", "--input", root / "ivectors.npy", "--method", "kmeans", "--num-clusters", 3, "--output", out]
+    invoke(*args, "--override", "seed=3")
+    labels = np.load(out / "labels.npy")
+    for changed, named in [(["--override", "seed=4"], "seed 3 -> 4"),
+                           (["--override", "seed=3", "--override", "n_init=2"], "n_init 1 -> 2"),
+                           (["--override", "seed=3", "--num-clusters", 2], "num-clusters 3 -> 2"),
+                           (["--override", "seed=3", "--input", root / "ivectors.scp"], "ivectors.scp"),
+                           (["--override", "seed=3", "--exclude", root / "utt2spk"], "exclude None -> ")]:
+        with pytest.raises(ValueError, match=f"{out} holds the finished labels of another request .*{named}"):
+            invoke_raising(*args, *changed)
+    # where the math runs may change; so may the directory the same files are named from
+    monkeypatch.chdir(root)
+    invoke("cluster", "--input", "ivectors.npy", "--method", "kmeans", "--num-clusters", 3, "--output", "kmeans",
+           "--override", "seed=3", "--override", "device=cpu", "--override", "chunk_size=16",
+           "--cuts", "cuts.jsonl.gz")
+    np.testing.assert_array_equal(np.load(out / "labels.npy"), labels)
+    cuts = load_manifest(out / "cuts.jsonl.gz")  # not asked for the first time: written now, from the stored labels
+    assert [(c.id, c.supervisions[0].speaker) for c in cuts] == [(u, str(l)) for u, l in zip(ids, labels)]
 
 
 def test_cluster_reads_kaldi_scp_and_estimates_k(corpus):
@@ -202,6 +228,10 @@ def test_cluster_ablation_writes_table_i_layout_and_resumes(corpus):
     (out / "many_C3" / "metrics.json").write_text(json.dumps({**metrics, "acc": 0.123}))
     invoke(*args)
     assert "| many | kmeans | 3 | 0.123 |" in (out / "table.md").read_text()
+    # a row edited since it ran is refused, not read back as if it were the new one
+    (root / "many.yaml").write_text("n_init: 5\n")
+    with pytest.raises(ValueError, match="many_C2 holds the finished labels of another request .*n_init 4 -> 5"):
+        invoke_raising(*args)
 
 
 def test_cluster_ablation_from_spec_with_overrides(corpus):

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import numpy as np
 import pytest
+import yaml
 
-from cimc.config import ConfigError, load_config, save_config
+from cimc.config import ConfigError, changed_settings, load_config, save_config
 from cimc.data.trials import Trial, read_trials, write_trials
 from cimc.scoring import cosine_scores
 from cimc.utils import atomic_path
@@ -34,6 +36,25 @@ def test_config_yaml_overrides_and_round_trip(tmp_path):
     assert isinstance(config.optim.lr, float)
     save_config(config, tmp_path / "resolved.yaml")
     assert load_config(Toy, tmp_path / "resolved.yaml") == config
+
+
+@dataclasses.dataclass
+class ToyRun:
+    RUN_ONLY_FIELDS: typing.ClassVar[frozenset[str]] = frozenset({"device"})
+
+    lr: float = 0.01
+    losses: tuple[str, ...] = ("imsat",)
+    device: str = "auto"
+
+
+def test_changed_settings_reads_a_saved_config_and_skips_run_only_fields(tmp_path):
+    save_config(ToyRun(lr=0.1, losses=("imsat", "mixup"), device="cpu"), tmp_path / "run.yaml")
+    saved = yaml.safe_load((tmp_path / "run.yaml").read_text())
+    assert changed_settings(saved, ToyRun(lr=0.1, losses=("imsat", "mixup"), device="cuda")) == {}  # run-only
+    assert changed_settings(saved, ToyRun(lr=0.1)) == {"losses": (["imsat", "mixup"], ["imsat"])}
+    # a field the class gained since (absent from the file) ran at its default; one it lost is ignored
+    assert changed_settings({"lr": 0.1, "gone": 1}, ToyRun(lr=0.1)) == {}
+    assert changed_settings({"lr": 0.1}, ToyRun(lr=0.1, losses=("vat",))) == {"losses": (["imsat"], ["vat"])}
 
 
 def test_config_unknown_key_is_named(tmp_path):

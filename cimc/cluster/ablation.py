@@ -3,7 +3,8 @@
 Each row is a clustering config (normally ``conf/cimc.yaml`` with a ``losses=[...]`` override) run at
 every C of ``num_clusters``. Every (row, C) gets its own folder ``OUT/<row>_C<C>/`` written by
 :func:`cimc.cluster.run.cluster_to_dir` plus ``metrics.json``; a finished folder is skipped on rerun,
-so an interrupted ablation resumes where it stopped. The tables are ``OUT/table.md`` and ``OUT/table.csv``.
+so an interrupted ablation resumes where it stopped, and a row edited since is refused, naming the change.
+The tables are ``OUT/table.md`` and ``OUT/table.csv``.
 
 One YAML can drive the whole ablation (``cimc cluster-ablation --spec ablation.yaml``)::
 
@@ -114,12 +115,13 @@ def run_ablation(input_path: str | Path, ref_path: str | Path, rows: Sequence[Ab
         for c in num_clusters:
             run_dir = output_dir / f"{row.name}_C{c}"
             metrics_file = run_dir / "metrics.json"
+            logger.info("ablation row %s (%s), C = %d", row.name, losses[row.name], c)
+            # A finished folder of the same row is skipped; one of a row since edited is refused, naming the change.
+            cluster_to_dir(input_path, row_method, c, run_dir, row.config or None, row.overrides, ref=ref_path)
             if metrics_file.is_file():
                 logger.info("ablation row %s, C = %d: done, reusing %s", row.name, c, metrics_file)
                 metrics = json.loads(metrics_file.read_text())
             else:
-                logger.info("ablation row %s (%s), C = %d", row.name, losses[row.name], c)
-                cluster_to_dir(input_path, row_method, c, run_dir, row.config or None, row.overrides, ref=ref_path)
                 metrics = evaluate_label_files(ref_path, run_dir / "labels.txt",
                                                features=input_path if feature_metrics else None)
                 write_text_atomic(metrics_file, json.dumps(metrics, indent=2) + "\n")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import ClassVar
 
 import numpy as np
 
@@ -56,6 +57,8 @@ class KMeansConfig:
     ``backend``: ``sklearn`` (multi-threaded Lloyd on CPU), ``torch`` (our chunked Lloyd, any device),
     or ``auto`` (torch when a GPU is visible, else sklearn).
     """
+
+    RUN_ONLY_FIELDS: ClassVar[frozenset[str]] = frozenset({"device", "chunk_size"})  # the same math, elsewhere
 
     backend: str = "auto"
     device: str = "auto"  # torch backend only

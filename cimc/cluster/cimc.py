@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 
@@ -35,6 +35,12 @@ class CimcConfig:
 
     Paper defaults unless marked DEPARTURE; see docs/cimc_tuning.md for the measurements.
     """
+
+    # Fields a resumed run, or a rerun of a finished one, may change: where and how often it saves, what it
+    # shows, and how the same math is computed (device, chunking, compiled kernels). Any other change would
+    # splice two different runs, or pass off one run's labels as another's (cimc.config.changed_settings).
+    RUN_ONLY_FIELDS: ClassVar[frozenset[str]] = frozenset({
+        "checkpoint_dir", "checkpoint_every", "progress", "device", "knn_chunk", "supcon_chunk", "compile_losses"})
 
     losses: tuple[str, ...] = ("imsat", "supcon", "mixup")  # names from cimc.cluster.losses
     hidden_dim: int = 1200  # S; IMSAT code's width (the paper's "20,800" is ambiguous)
@@ -285,6 +291,8 @@ def train_cimc(
     X = l2_normalise(X)
     if n_clusters is None or n_clusters < 2:
         raise ValueError(f"CIMC needs the number of clusters (>= 2), got {n_clusters}")
+    if n_clusters > X.shape[0]:  # as the baselines (prepare_input): more clusters than points is a mistake
+        raise ValueError(f"CIMC: n_clusters={n_clusters} must be between 2 and the number of points {X.shape[0]}")
     if X.shape[0] < 2 * n_clusters:
         logger.warning("only %d points for %d clusters", X.shape[0], n_clusters)
     device = torch.device(resolve_device(config.device))

@@ -31,6 +31,9 @@ EXISTING = click.Path(exists=True, dir_okay=False)
 def cluster_command(input_path, method, num_clusters, config_path, overrides, cuts, ref, exclude, output_dir) -> None:
     """Cluster utterance vectors; write labels (and pseudo-labelled cuts).
 
+    A finished OUTPUT (.done) is skipped when asked the same again; asked with another method, C, input,
+    --exclude or config value it is refused, naming the difference (delete it to recluster).
+
     \b
     Example (stage 4):
       cimc cluster --input exp/ivector/ivectors_train.npy --method cimc --num-clusters 5000 \\

@@ -8,7 +8,8 @@ Output folder of :func:`cluster_to_dir`::
     DIR/config.yaml     the method's resolved config (reusable with --config)
     DIR/summary.json    method, requested and found number of clusters, N, seconds
     DIR/training.png    (CIMC, IMSAT) loss terms, entropies, clusters used, ACC / NMI (--ref) per epoch
-    DIR/.done           written last: a rerun skips a finished folder
+    DIR/.done           written last: a rerun of the same request skips a finished folder; a rerun of
+                        another (method, C, input, --exclude, a config field that changes the result) is refused
 """
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import yaml
 
 import cimc.cluster  # noqa: F401  (registers every method)
 from cimc.cluster.base import Clusterer, config_class, make_clusterer
 from cimc.cluster.cimc import make_schedule
 from cimc.cluster.labels import join_labels, read_label_file, write_labels, write_pseudo_label_cuts
 from cimc.cluster.plot import plot_training
-from cimc.config import load_config, save_config
+from cimc.config import changed_settings, load_config, save_config
 from cimc.data.layout import open_cuts
 from cimc.metrics.clustering import DEFAULT_SILHOUETTE_SAMPLE, clustering_metrics
 from cimc.utils import is_done, mark_done, name_some, write_text_atomic
@@ -72,13 +74,55 @@ def check_directions(ids: Sequence[str], X: np.ndarray, source: str | Path) -> N
                          f"{name_some(ids[i] for i in zero)}; leave them out with --exclude")
 
 
+def _same_file(saved: str | None, asked: str | Path | None) -> bool:
+    """Whether two optional paths name the same file (a relative ``saved`` is taken from the current directory)."""
+    if saved is None or asked is None:
+        return saved is None and asked is None
+    return Path(saved).resolve() == Path(asked).resolve()
+
+
+def check_finished_request(output_dir: Path, method: str, n_clusters: int | None, input_path: str | Path,
+                           exclude: str | Path | None, config: Any) -> None:
+    """Raise naming each difference when finished ``output_dir`` holds the labels of another request.
+
+    Compared: the method, C, the input and --exclude files (summary.json), and every config field that
+    changes the result (config.yaml; a class's ``RUN_ONLY_FIELDS`` may differ). Without this a rerun
+    with, say, ``--override lam=0.1`` into the same folder would silently return the old labels.
+    Warns when the input is newer than the labels (re-extracted vectors, same path).
+    """
+    differences = []
+    summary_path = output_dir / "summary.json"
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("method") != method:
+            differences.append(f"method {summary.get('method')} -> {method}")
+        if summary.get("requested_clusters") != n_clusters:
+            differences.append(f"num-clusters {summary.get('requested_clusters')} -> {n_clusters}")
+        if not _same_file(summary.get("input"), input_path):
+            differences.append(f"input {summary.get('input')} -> {input_path}")
+        if not _same_file(summary.get("excluded_by"), exclude):
+            differences.append(f"exclude {summary.get('excluded_by')} -> {exclude}")
+    config_path = output_dir / "config.yaml"
+    if config is not None and config_path.is_file() and not differences:  # another method has other fields
+        changed = changed_settings(yaml.safe_load(config_path.read_text()) or {}, config)
+        differences += [f"{k} {saved!r} -> {asked!r}" for k, (saved, asked) in sorted(changed.items())]
+    if differences:
+        raise ValueError(f"{output_dir} holds the finished labels of another request ({'; '.join(differences)}); "
+                         f"delete it (or its .done) to recluster there, or give another --output")
+    if Path(input_path).is_file() and Path(input_path).stat().st_mtime > (output_dir / ".done").stat().st_mtime:
+        logger.warning("%s is newer than the labels in %s (made from an earlier version of it?); delete %s to "
+                       "recluster", input_path, output_dir, output_dir)
+
+
 def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, output_dir: str | Path,
                    config_path: str | Path | None = None, overrides: Sequence[str] = (),
                    cuts: str | Path | None = None, ref: str | Path | None = None,
                    exclude: str | Path | None = None) -> np.ndarray:
     """Cluster the vectors at ``input_path`` (.npy [+ .ids], .scp, .ark) and write ``output_dir`` (see module doc).
 
-    Skips the work when ``output_dir/.done`` exists (returns the stored labels). A method with a
+    Skips the work when ``output_dir/.done`` exists and holds the same request (returns the stored labels,
+    and writes the cuts if they are asked for now and were not then); another request raises, naming what
+    differs (:func:`check_finished_request`). A method with a
     ``checkpoint_dir`` config field (CIMC) that leaves it empty checkpoints into ``output_dir/checkpoint``
     so an interrupted run resumes. ``ref`` (``utt label``) is passed to methods that log metrics per epoch.
     ``exclude``: a file whose first column lists utterances to leave out (e.g. stage 3's
@@ -87,19 +131,25 @@ def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, 
     :return: (N,) int64 labels.
     """
     output_dir = Path(output_dir)
-    if is_done(output_dir):
-        logger.info("%s is done; delete it (or its .done) to recluster", output_dir)
-        return np.load(output_dir / "labels.npy")
     clusterer = load_method(method, config_path, overrides)  # a config error before minutes of reading vectors
+    if getattr(clusterer.config, "checkpoint_dir", None) == "":
+        clusterer.config.checkpoint_dir = str(output_dir / "checkpoint")
     if cuts is not None:
         open_cuts(cuts)  # likewise a wrong --cuts file (its first line), before the clustering
+    if is_done(output_dir):
+        check_finished_request(output_dir, method, n_clusters, input_path, exclude, clusterer.config)
+        logger.info("%s is done; delete it (or its .done) to recluster", output_dir)
+        if cuts is not None and not (output_dir / "cuts.jsonl.gz").is_file():
+            stored = read_label_file(output_dir / "labels.txt")
+            written = write_pseudo_label_cuts(cuts, list(stored), np.array([int(l) for l in stored.values()]),
+                                              output_dir / "cuts.jsonl.gz")
+            logger.info("wrote %d cuts with the stored pseudo-labels to %s", written, output_dir / "cuts.jsonl.gz")
+        return np.load(output_dir / "labels.npy")
     ids, X = load_vectors(input_path)
     if exclude is not None:
         ids, X = drop_excluded(ids, X, exclude)
     if getattr(clusterer.config, "l2_normalize", True):  # CIMC always normalises
         check_directions(ids, X, input_path)
-    if getattr(clusterer.config, "checkpoint_dir", None) == "":
-        clusterer.config.checkpoint_dir = str(output_dir / "checkpoint")
     kwargs: dict[str, Any] = {}
     if ref is not None and "reference_labels" in inspect.signature(clusterer.fit_predict).parameters:
         kwargs["reference_labels"] = reference_for(ids, ref)
@@ -121,7 +171,9 @@ def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, 
     if cuts is not None:
         written = write_pseudo_label_cuts(cuts, ids, labels, output_dir / "cuts.jsonl.gz")
         logger.info("wrote %d cuts with pseudo-labels to %s", written, output_dir / "cuts.jsonl.gz")
-    summary = {"method": method, "input": str(input_path), "excluded_by": str(exclude) if exclude else None,
+    # Absolute paths: a rerun from another directory is still recognised as the same request.
+    summary = {"method": method, "input": str(Path(input_path).resolve()),
+               "excluded_by": str(Path(exclude).resolve()) if exclude else None,
                "num_vectors": len(ids), "requested_clusters": n_clusters,
                "nonempty_clusters": found, "seconds": round(seconds, 3)}
     write_text_atomic(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

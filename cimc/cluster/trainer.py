@@ -18,7 +18,7 @@ from tqdm import tqdm
 from cimc.cluster.cimc import (CimcConfig, MetricsFn, TrainResult, build_loss_terms, build_mlp, checkpoint_path,
                                loss_kernels, make_schedule, precision_dtypes)
 from cimc.cluster.knn import kth_neighbor_distance
-from cimc.config import to_dict
+from cimc.config import changed_settings, result_settings
 from cimc.utils import atomic_path, resolve_device, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -41,17 +41,6 @@ def default_metrics(reference: np.ndarray, predicted: np.ndarray) -> dict:
 def linear_ramp(steps_in: float, length: float) -> float:
     """A weight rising linearly to 1 over ``length`` steps, ``steps_in`` steps in; 1 when ``length`` is 0."""
     return 1.0 if length <= 0 else min(1.0, steps_in / length)
-
-
-# Fields a resumed run may change: where and how often it saves, what it shows, and how the same math is
-# computed (device, chunking, compiled kernels). Any other change would splice two different runs.
-RESUMABLE_CHANGES = frozenset({"checkpoint_dir", "checkpoint_every", "progress", "device", "knn_chunk",
-                               "supcon_chunk", "compile_losses"})
-
-
-def training_settings(config: CimcConfig) -> dict:
-    """The config fields a checkpoint must share with the run that resumes it (plain values, tuples as lists)."""
-    return {k: v for k, v in to_dict(config).items() if k not in RESUMABLE_CHANGES}
 
 
 def make_optimizer(model, config: CimcConfig):
@@ -255,7 +244,7 @@ class Trainer:
                  "supcon_began": self.supcon_began,
                  "epoch": self.epoch, "history": self.history, "generator": self.generator.get_state(),
                  "torch_rng": torch.get_rng_state(), "n_clusters": self.n_clusters, "n_points": len(self.x),
-                 "config": training_settings(self.config),
+                 "config": result_settings(self.config),
                  "terms": {name: term.state() for name, term, _ in self.terms if hasattr(term, "state")}}
         if self.device.startswith("cuda"):
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -272,14 +261,12 @@ class Trainer:
         if (state["n_clusters"], state["n_points"]) != (self.n_clusters, len(self.x)):
             raise ValueError(f"{path} was trained with C={state['n_clusters']} on N={state['n_points']} points, "
                              f"not C={self.n_clusters}, N={len(self.x)}; delete it to start afresh")
-        asked = training_settings(self.config)
-        # A field added since the checkpoint was written ran at its default then; a checkpoint from before
-        # configs were saved ("config" absent) is not checked.
-        saved = {**training_settings(type(self.config)()), **state["config"]} if "config" in state else asked
-        changed = sorted(k for k in asked if saved.get(k) != asked[k])
+        # A checkpoint from before configs were saved ("config" absent) is not checked.
+        changed = changed_settings(state["config"], self.config) if "config" in state else {}
         if changed:
-            raise ValueError(f"{path} was trained with {', '.join(f'{k}={saved.get(k)!r}' for k in changed)}; this run "
-                             f"asks for {', '.join(f'{k}={asked.get(k)!r}' for k in changed)}. Resume with the same "
+            fields = sorted(changed)
+            raise ValueError(f"{path} was trained with {', '.join(f'{k}={changed[k][0]!r}' for k in fields)}; this run "
+                             f"asks for {', '.join(f'{k}={changed[k][1]!r}' for k in fields)}. Resume with the same "
                              f"settings, or delete {path} to start afresh")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
