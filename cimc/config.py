@@ -166,20 +166,51 @@ def save_config(config: Any, path: str | Path) -> None:
     write_text_atomic(path, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level of dotted keys: {"train": {"lr": 1}} -> {"train.lr": 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def result_settings(config: Any) -> dict[str, Any]:
-    """:func:`to_dict` of ``config`` less the fields its class lists in ``RUN_ONLY_FIELDS``: those say where a
-    run saves, what it shows and how it computes the same math (device, chunk sizes), not what it computes."""
+    """:func:`to_dict` of ``config`` with dotted keys for nested fields, less those its class lists in
+    ``RUN_ONLY_FIELDS`` (a name there also covers the fields below it): where a run saves, what it shows and
+    how it computes the same math (device, chunk sizes, workers), not what it computes."""
     run_only = getattr(type(config), "RUN_ONLY_FIELDS", frozenset())
-    return {k: v for k, v in to_dict(config).items() if k not in run_only}
+    return {k: v for k, v in _flatten(to_dict(config)).items()
+            if not any(k == r or k.startswith(f"{r}.") for r in run_only)}
 
 
 def changed_settings(saved: dict[str, Any], config: Any) -> dict[str, tuple[Any, Any]]:
     """{field: (saved value, asked value)} for each field of ``config`` whose result setting differs from
-    ``saved`` (the :func:`to_dict` of an earlier run's config, as in its config.yaml or checkpoint).
+    ``saved`` (the :func:`to_dict` of an earlier run's config, as in its config.yaml or checkpoint; nested
+    fields dotted).
 
     A field missing from ``saved`` was added to the class since, so that run had its default; a field of
     ``saved`` the class no longer has is ignored.
     """
     asked = result_settings(config)
-    saved = {**result_settings(type(config)()), **saved}
+    saved = {**result_settings(type(config)()), **_flatten(saved)}
     return {k: (saved[k], v) for k, v in asked.items() if saved[k] != v}
+
+
+def describe_changes(changed: dict[str, tuple[Any, Any]]) -> list[str]:
+    """``field saved -> asked`` for each entry of :func:`changed_settings`, by field name."""
+    return [f"{k} {saved!r} -> {asked!r}" for k, (saved, asked) in sorted(changed.items())]
+
+
+def check_saved_config(saved_path: str | Path, config: Any, remedy: str) -> None:
+    """Raise :class:`ConfigError` naming each result field in which ``config`` differs from the config an
+    earlier run saved at ``saved_path`` (nothing to check when there is none); ``remedy`` ends the message."""
+    saved_path = Path(saved_path)
+    if not saved_path.is_file():
+        return
+    changed = changed_settings(yaml.safe_load(saved_path.read_text()) or {}, config)
+    if changed:
+        raise ConfigError(f"{saved_path.parent} was trained with another config than this run asks for "
+                          f"({'; '.join(describe_changes(changed))}, against {saved_path}); {remedy}")

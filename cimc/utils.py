@@ -94,6 +94,14 @@ def mark_done(out_dir: str | Path) -> None:
     (Path(out_dir) / ".done").touch()
 
 
+def warn_if_newer(input_path: str | Path, out_dir: str | Path) -> None:
+    """Warn when ``input_path`` changed after ``out_dir`` was marked done: its outputs came from an earlier version."""
+    done = Path(out_dir) / ".done"
+    if Path(input_path).is_file() and done.is_file() and Path(input_path).stat().st_mtime > done.stat().st_mtime:
+        logger.warning("%s is newer than the finished %s (made from an earlier version of it?); delete %s to redo it",
+                       input_path, out_dir, out_dir)
+
+
 def name_some(items: Iterable[str], limit: int = 10, sep: str = ", ") -> str:
     """The first ``limit`` items joined by ``sep``, with " ..." when there are more (for messages)."""
     items = list(items)

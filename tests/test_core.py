@@ -55,6 +55,10 @@ def test_changed_settings_reads_a_saved_config_and_skips_run_only_fields(tmp_pat
     # a field the class gained since (absent from the file) ran at its default; one it lost is ignored
     assert changed_settings({"lr": 0.1, "gone": 1}, ToyRun(lr=0.1)) == {}
     assert changed_settings({"lr": 0.1}, ToyRun(lr=0.1, losses=("vat",))) == {"losses": (["imsat"], ["vat"])}
+    # nested fields by dotted name, from the nested YAML of save_config
+    save_config(Toy(), tmp_path / "toy.yaml")
+    nested = yaml.safe_load((tmp_path / "toy.yaml").read_text())
+    assert changed_settings(nested, Toy(optim=Optim(momentum=0.5))) == {"optim.momentum": (0.9, 0.5)}
 
 
 def test_config_unknown_key_is_named(tmp_path):

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from matplotlib.image import imread
 
 from cimc.cli import cli
-from cimc.config import load_config
+from cimc.config import ConfigError, load_config
 from cimc.data.trials import Trial, write_trials
 from cimc.sv.checkpoint import list_checkpoints, load_state
 from cimc.sv.config import SvConfig
@@ -64,10 +64,15 @@ def test_cli_train_extract_score(corpus, tmp_path):
     table = out[out.index("system "):].splitlines()  # the log lines come first
     assert table[0].split()[:2] == ["system", "EER(%)"] and table[2].startswith("toy")
     assert {p.name for p in (exp / "scores").iterdir()} >= {"scores.txt", "results.txt", "results.json", "det.png"}
-    # A finished experiment is skipped, not retrained.
+    # A finished experiment asked for again is skipped, not retrained (workers and device may differ)...
     before = (exp / "final.pt").stat().st_mtime_ns
-    invoke("sv", "train", "--config", corpus / "tiny.yaml", "--cuts", corpus / "train.jsonl.gz", "--exp-dir", exp)
+    invoke("sv", "train", "--config", corpus / "tiny.yaml", "--cuts", corpus / "train.jsonl.gz", "--exp-dir", exp,
+           "head.name=ocsoftmax", "train.num_workers=1", "extract.max_seconds=5")
     assert (exp / "final.pt").stat().st_mtime_ns == before
+    # ...and asked for with another model is refused by field, not answered with the old one
+    with pytest.raises(ConfigError, match=r"exp was trained with another config .*head\.name 'ocsoftmax' -> 'aam'"):
+        CliRunner().invoke(cli, ["sv", "train", "--config", str(corpus / "tiny.yaml"), "--cuts",
+                                 str(corpus / "train.jsonl.gz"), "--exp-dir", str(exp)], catch_exceptions=False)
 
 
 def test_resume_continues_after_the_last_checkpoint(corpus, tmp_path):
@@ -93,7 +98,7 @@ def test_resume_continues_after_the_last_checkpoint(corpus, tmp_path):
 DDP_SCRIPT = """
 import os, sys, torch
 from lhotse import CutSet
-from cimc.config import load_config
+from cimc.config import ConfigError, load_config
 from cimc.sv.config import SvConfig
 from cimc.sv.train import train
 from cimc.utils import setup_logging

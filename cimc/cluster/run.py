@@ -28,10 +28,10 @@ from cimc.cluster.base import Clusterer, config_class, make_clusterer
 from cimc.cluster.cimc import make_schedule
 from cimc.cluster.labels import join_labels, read_label_file, write_labels, write_pseudo_label_cuts
 from cimc.cluster.plot import plot_training
-from cimc.config import changed_settings, load_config, save_config
+from cimc.config import changed_settings, describe_changes, load_config, save_config
 from cimc.data.layout import open_cuts
 from cimc.metrics.clustering import DEFAULT_SILHOUETTE_SAMPLE, clustering_metrics
-from cimc.utils import is_done, mark_done, name_some, write_text_atomic
+from cimc.utils import is_done, mark_done, name_some, warn_if_newer, write_text_atomic
 from cimc.vectors import load_vectors
 
 logger = logging.getLogger(__name__)
@@ -104,14 +104,11 @@ def check_finished_request(output_dir: Path, method: str, n_clusters: int | None
             differences.append(f"exclude {summary.get('excluded_by')} -> {exclude}")
     config_path = output_dir / "config.yaml"
     if config is not None and config_path.is_file() and not differences:  # another method has other fields
-        changed = changed_settings(yaml.safe_load(config_path.read_text()) or {}, config)
-        differences += [f"{k} {saved!r} -> {asked!r}" for k, (saved, asked) in sorted(changed.items())]
+        differences += describe_changes(changed_settings(yaml.safe_load(config_path.read_text()) or {}, config))
     if differences:
         raise ValueError(f"{output_dir} holds the finished labels of another request ({'; '.join(differences)}); "
                          f"delete it (or its .done) to recluster there, or give another --output")
-    if Path(input_path).is_file() and Path(input_path).stat().st_mtime > (output_dir / ".done").stat().st_mtime:
-        logger.warning("%s is newer than the labels in %s (made from an earlier version of it?); delete %s to "
-                       "recluster", input_path, output_dir, output_dir)
+    warn_if_newer(input_path, output_dir)
 
 
 def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, output_dir: str | Path,

@@ -35,20 +35,24 @@ def sv() -> None:
 def train_command(config_path: str, cuts: str, exp_dir: str, overrides: tuple[str, ...]) -> None:
     """Train ECAPA-TDNN; resumes from the newest epoch checkpoint; skips a finished EXP_DIR (.done).
 
-    OVERRIDES are key=value, e.g. train.epochs=2 head.name=ocsoftmax. Under torchrun every rank runs it.
+    A finished EXP_DIR asked for with another config than it was trained with (EXP_DIR/config.yaml; a field
+    that changes the model) is refused, by name. OVERRIDES are key=value, e.g. train.epochs=2
+    head.name=ocsoftmax. Under torchrun every rank runs it.
     """
-    from cimc.config import load_config
+    from cimc.config import check_saved_config, load_config
     from cimc.data.layout import read_cuts
     from cimc.sv.config import SvConfig
     from cimc.sv.train import train
-    from cimc.utils import is_done, setup_logging
+    from cimc.utils import is_done, setup_logging, warn_if_newer
 
+    config = load_config(SvConfig, config_path, overrides)
     if is_done(exp_dir):
+        check_saved_config(Path(exp_dir) / "config.yaml", config, f"delete {exp_dir} to retrain, or give another --exp-dir")
+        warn_if_newer(cuts, exp_dir)  # e.g. stage 4 reclustered after this model was trained
         logger.info("%s is finished (.done); delete it to retrain", exp_dir)
         return
     setup_logging(log_file=Path(exp_dir) / "log" / "train.log")
     logger.info("command: %s", shlex.join(sys.argv))  # first line of the run's own log
-    config = load_config(SvConfig, config_path, overrides)
     train(config, read_cuts(cuts), exp_dir)
 
 

@@ -7,6 +7,7 @@ training-time features and model shape.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from cimc.features.config import CmnConfig, FbankConfig, MfccConfig
 
@@ -149,6 +150,10 @@ class ScoreConfig:
 @dataclass
 class SvConfig:
     """Everything ``cimc sv train|extract|score`` needs; one YAML file per recipe."""
+
+    # What a rerun of a finished training may change (cimc.config.changed_settings): the sections training
+    # does not read, and how it feeds and places the same math.
+    RUN_ONLY_FIELDS: ClassVar[frozenset[str]] = frozenset({"extract", "score", "train.num_workers", "train.device"})
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
