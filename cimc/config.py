@@ -204,13 +204,15 @@ def describe_changes(changed: dict[str, tuple[Any, Any]]) -> list[str]:
     return [f"{k} {saved!r} -> {asked!r}" for k, (saved, asked) in sorted(changed.items())]
 
 
-def check_saved_config(saved_path: str | Path, config: Any, remedy: str) -> None:
-    """Raise :class:`ConfigError` naming each result field in which ``config`` differs from the config an
-    earlier run saved at ``saved_path`` (nothing to check when there is none); ``remedy`` ends the message."""
+def check_saved_config(saved_path: str | Path, config: Any, remedy: str, may_change: typing.Collection[str] = ()) -> None:
+    """Raise :class:`ConfigError` naming each result field (but those in ``may_change``) in which ``config``
+    differs from the config an earlier run saved at ``saved_path`` (nothing to check when there is none);
+    ``remedy`` ends the message."""
     saved_path = Path(saved_path)
     if not saved_path.is_file():
         return
     changed = changed_settings(yaml.safe_load(saved_path.read_text()) or {}, config)
+    changed = {k: v for k, v in changed.items() if k not in may_change}
     if changed:
         raise ConfigError(f"{saved_path.parent} was trained with another config than this run asks for "
                           f"({'; '.join(describe_changes(changed))}, against {saved_path}); {remedy}")

@@ -83,7 +83,10 @@ def test_resume_continues_after_the_last_checkpoint(corpus, tmp_path):
     train(config, cuts, tmp_path)
     first = load_state(tmp_path / "checkpoints" / "epoch_1.pt")
     config.train.epochs = 2
-    train(config, cuts, tmp_path)
+    with pytest.raises(ConfigError, match=r"another config .*train\.lr 0\.001 -> 0\.01"):  # not spliced
+        train(load_config(SvConfig, corpus / "tiny.yaml", ["train.average_last=2", "train.epochs=2",
+                                                          "train.lr=0.01"]), cuts, tmp_path)
+    train(config, cuts, tmp_path)  # more epochs extend the run
     assert [e for e, _ in list_checkpoints(tmp_path)] == [1, 2]
     second = load_state(tmp_path / "checkpoints" / "epoch_2.pt")
     assert [h["epoch"] for h in second["history"]] == [1, 2]

@@ -35,9 +35,9 @@ def sv() -> None:
 def train_command(config_path: str, cuts: str, exp_dir: str, overrides: tuple[str, ...]) -> None:
     """Train ECAPA-TDNN; resumes from the newest epoch checkpoint; skips a finished EXP_DIR (.done).
 
-    A finished EXP_DIR asked for with another config than it was trained with (EXP_DIR/config.yaml; a field
-    that changes the model) is refused, by name. OVERRIDES are key=value, e.g. train.epochs=2
-    head.name=ocsoftmax. Under torchrun every rank runs it.
+    Both need the config EXP_DIR was trained with (EXP_DIR/config.yaml): another value of a field that
+    changes the model is refused, by name (a resumed run may raise train.epochs). OVERRIDES are key=value,
+    e.g. train.epochs=2 head.name=ocsoftmax. Under torchrun every rank runs it.
     """
     from cimc.config import check_saved_config, load_config
     from cimc.data.layout import read_cuts

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cimc.config import save_config
+from cimc.config import check_saved_config, save_config
 from cimc.sv import checkpoint as ckpt
 from cimc.sv.augment import spec_augment
 from cimc.sv.config import SvConfig
@@ -186,10 +186,15 @@ def select_final(exp_dir: Path, net, heldout, config: SvConfig, device, history:
 def train(config: SvConfig, cuts: Sequence, exp_dir: str | Path) -> ckpt.SpeakerNet:
     """Train on ``cuts`` (labels = ``supervision.speaker``) into ``exp_dir``; return the final network.
 
-    Resumes from the newest ``checkpoints/epoch_N.pt``. Under torchrun every rank calls this; rank 0
-    writes the files. The held-out split is the same on every rank (seeded).
+    Resumes from the newest ``checkpoints/epoch_N.pt`` with the config it was started with, but for
+    ``train.epochs`` (more epochs extend the run); another value of a field that changes the model raises,
+    by name. Under torchrun every rank calls this; rank 0 writes the files. The held-out split is the same
+    on every rank (seeded).
     """
     exp_dir = Path(exp_dir)
+    if ckpt.list_checkpoints(exp_dir):  # before save_config overwrites the config they were trained with
+        check_saved_config(exp_dir / "config.yaml", config, f"resume with it, or delete {exp_dir} to start afresh",
+                           may_change={"train.epochs"})
     t = config.train
     env = ckpt.init_distributed(t.device)
     torch.manual_seed(t.seed + env.rank)
