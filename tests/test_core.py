@@ -11,7 +11,7 @@ import yaml
 from cimc.config import ConfigError, changed_settings, load_config, save_config
 from cimc.data.trials import Trial, read_trials, write_trials
 from cimc.scoring import cosine_scores
-from cimc.utils import atomic_path
+from cimc.utils import atomic_path, mark_done, warn_if_newer
 from cimc.vectors import load_vectors, save_vectors
 
 
@@ -59,6 +59,24 @@ def test_changed_settings_reads_a_saved_config_and_skips_run_only_fields(tmp_pat
     save_config(Toy(), tmp_path / "toy.yaml")
     nested = yaml.safe_load((tmp_path / "toy.yaml").read_text())
     assert changed_settings(nested, Toy(optim=Optim(momentum=0.5))) == {"optim.momentum": (0.9, 0.5)}
+
+
+def test_warn_if_newer_names_an_input_changed_after_the_outputs_were_done(tmp_path, caplog):
+    import os
+
+    vectors, out = tmp_path / "x.npy", tmp_path / "out"
+    vectors.write_text("v1")
+    mark_done(out)
+    os.utime(out / ".done", (1_000, 1_000))
+    os.utime(vectors, (2_000, 2_000))
+    with caplog.at_level("WARNING", logger="cimc.utils"):
+        warn_if_newer(vectors, out)
+    assert f"{vectors} is newer than the finished {out}" in caplog.text
+    caplog.clear()
+    os.utime(vectors, (500, 500))
+    with caplog.at_level("WARNING", logger="cimc.utils"):
+        warn_if_newer(vectors, out)
+    assert caplog.text == ""
 
 
 def test_config_unknown_key_is_named(tmp_path):
