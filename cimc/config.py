@@ -177,13 +177,17 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _covered(key: str, names: typing.Collection[str]) -> bool:
+    """Whether dotted ``key`` is one of ``names`` or lies below one of them (``train`` covers ``train.lr``)."""
+    return any(key == n or key.startswith(f"{n}.") for n in names)
+
+
 def result_settings(config: Any) -> dict[str, Any]:
     """:func:`to_dict` of ``config`` with dotted keys for nested fields, less those its class lists in
     ``RUN_ONLY_FIELDS`` (a name there also covers the fields below it): where a run saves, what it shows and
     how it computes the same math (device, chunk sizes, workers), not what it computes."""
     run_only = getattr(type(config), "RUN_ONLY_FIELDS", frozenset())
-    return {k: v for k, v in _flatten(to_dict(config)).items()
-            if not any(k == r or k.startswith(f"{r}.") for r in run_only)}
+    return {k: v for k, v in _flatten(to_dict(config)).items() if not _covered(k, run_only)}
 
 
 def changed_settings(saved: dict[str, Any], config: Any) -> dict[str, tuple[Any, Any]]:
@@ -205,14 +209,15 @@ def describe_changes(changed: dict[str, tuple[Any, Any]]) -> list[str]:
 
 
 def check_saved_config(saved_path: str | Path, config: Any, remedy: str, may_change: typing.Collection[str] = ()) -> None:
-    """Raise :class:`ConfigError` naming each result field (but those in ``may_change``) in which ``config``
-    differs from the config an earlier run saved at ``saved_path`` (nothing to check when there is none);
-    ``remedy`` ends the message."""
+    """Raise :class:`ConfigError` naming each result field in which ``config`` differs from the config an
+    earlier run saved at ``saved_path`` (nothing to check when there is none). Fields named in ``may_change``,
+    or below one named there, are not compared (e.g. the sections a stage does not read); ``remedy`` ends
+    the message."""
     saved_path = Path(saved_path)
     if not saved_path.is_file():
         return
     changed = changed_settings(yaml.safe_load(saved_path.read_text()) or {}, config)
-    changed = {k: v for k, v in changed.items() if k not in may_change}
+    changed = {k: v for k, v in changed.items() if not _covered(k, may_change)}
     if changed:
         raise ConfigError(f"{saved_path.parent} was trained with another config than this run asks for "
                           f"({'; '.join(describe_changes(changed))}, against {saved_path}); {remedy}")

@@ -2,6 +2,7 @@
 train-extractor, extract (in process and as run.pl jobs), score; short utterances; the CLI."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cimc.config import load_config
+from cimc.config import ConfigError, load_config
 from cimc.ivector.config import IvectorConfig
 from cimc.vectors import load_vectors
 
@@ -89,7 +90,7 @@ def trained(tmp_path_factory):
 
 
 def test_training_writes_resumable_models(trained, caplog):
-    from cimc.ivector.pipeline import read_objective, train_ubm
+    from cimc.ivector.pipeline import read_objective, train_extractor, train_ubm
 
     paths, exp, config = trained
     for sub in ("ubm", "extractor"):
@@ -110,6 +111,15 @@ def test_training_writes_resumable_models(trained, caplog):
     ubm_mtime = (exp / "ubm" / "final.pt").stat().st_mtime
     train_ubm(paths["train"], config, exp)  # done marker: nothing retrained
     assert (exp / "ubm" / "final.pt").stat().st_mtime == ubm_mtime
+    # ...also where the math runs, or a section the UBM does not read, changes; another UBM is refused by field
+    other = dataclasses.replace(config, ubm=dataclasses.replace(config.ubm, device="cpu"),
+                                extractor=dataclasses.replace(config.extractor, ivector_dim=7))
+    train_ubm(paths["train"], other, exp)
+    assert (exp / "ubm" / "final.pt").stat().st_mtime == ubm_mtime
+    with pytest.raises(ConfigError, match=r"ubm was trained with another config .*ubm\.num_components 8 -> 16"):
+        train_ubm(paths["train"], dataclasses.replace(config, ubm=dataclasses.replace(config.ubm, num_components=16)), exp)
+    with pytest.raises(ConfigError, match=r"extractor was trained with another config .*extractor\.ivector_dim 10 -> 7"):
+        train_extractor(paths["train"], other, exp)
 
 
 def test_extract_in_process_matches_runpl_jobs_and_lists_short(trained):

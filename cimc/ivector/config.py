@@ -7,6 +7,7 @@ Defaults follow Kaldi's egs/voxceleb/v1 (2048 Gaussians, 400-dim i-vectors, LDA 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 
 @dataclass
@@ -108,6 +109,10 @@ class BackendConfig:
 @dataclass
 class IvectorConfig:
     """The whole i-vector system; ``conf/ivector.yaml`` has one section per field."""
+
+    # What a rerun of a trained UBM or extractor may change (cimc.config.changed_settings): where the same
+    # math runs, and the extraction batch (a memory knob).
+    RUN_ONLY_FIELDS: ClassVar[frozenset[str]] = frozenset({"ubm.device", "extractor.device", "extractor.batch_size"})
 
     frontend: FrontEndConfig = field(default_factory=FrontEndConfig)
     ubm: UbmConfig = field(default_factory=UbmConfig)

@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from cimc.config import load_config, save_config
+from cimc.config import check_saved_config, load_config, save_config
 from cimc.data.layout import read_cuts
 from cimc.ivector import extractor as ext
 from cimc.ivector import full_ubm
@@ -121,6 +121,8 @@ def train_ubm(cuts_path: str | Path, config: IvectorConfig, exp_dir: str | Path,
     :return: the final model, also saved as ``exp_dir/ubm/final.pt``.
     """
     ubm_dir, cuts_path = Path(exp_dir) / "ubm", Path(cuts_path)
+    # A UBM trained, or half-trained, with other front-end or UBM settings is refused by field, not reused.
+    check_saved_config(ubm_dir / "config.yaml", config, f"delete {ubm_dir} to retrain it", may_change=("extractor", "backend"))
     if is_done(ubm_dir):
         logger.info("%s is done; delete its .done to retrain", ubm_dir)
         return full_ubm.load_ubm(ubm_dir / "final.pt")
@@ -275,6 +277,7 @@ def train_extractor(cuts_path: str | Path, config: IvectorConfig, exp_dir: str |
     Needs ``exp_dir/ubm/final.pt``. :return: the final model (``exp_dir/extractor/final.pt``).
     """
     model_dir = Path(exp_dir) / "extractor"
+    check_saved_config(model_dir / "config.yaml", config, f"delete {model_dir} to retrain it", may_change=("backend",))
     if is_done(model_dir):
         logger.info("%s is done; delete its .done to retrain", model_dir)
         return ext.IvectorExtractor.load(model_dir / "final.pt")
