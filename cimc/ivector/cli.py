@@ -42,6 +42,9 @@ def _jobs(f):
 def train_ubm_cmd(config_path, cuts_path, exp_dir, nj, cmd, overrides) -> None:
     """UBM: k-means + diagonal EM (+ optional full-covariance EM) -> DIR/ubm/final.pt.
 
+    Resumes from the last finished iteration and skips a finished DIR/ubm (.done), both only with the
+    settings it was trained with (DIR/ubm/config.yaml): another is refused, naming the field.
+
     Example: cimc ivector train-ubm --config conf/ivector.yaml --cuts data/feats/mfcc/train_cuts.jsonl.gz
     --dir exp/ivector --nj 8 --cmd utils/run.pl ubm.num_components=512
     """
@@ -57,7 +60,10 @@ def train_ubm_cmd(config_path, cuts_path, exp_dir, nj, cmd, overrides) -> None:
 @_jobs
 @click.argument("overrides", nargs=-1)
 def train_extractor_cmd(config_path, cuts_path, exp_dir, nj, cmd, overrides) -> None:
-    """Total-variability matrix (EM, minimum divergence, prior offset) -> DIR/extractor/final.pt."""
+    """Total-variability matrix (EM, minimum divergence, prior offset) -> DIR/extractor/final.pt.
+
+    Resumes and skips (.done) like train-ubm, only with the settings DIR/extractor was trained with.
+    """
     from cimc.ivector.pipeline import train_extractor
 
     train_extractor(cuts_path, _config(config_path, overrides), exp_dir, nj, cmd or None)
