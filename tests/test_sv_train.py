@@ -67,8 +67,10 @@ def test_cli_train_extract_score(corpus, tmp_path):
     # A finished experiment asked for again is skipped, not retrained (workers and device may differ)...
     before = (exp / "final.pt").stat().st_mtime_ns
     invoke("sv", "train", "--config", corpus / "tiny.yaml", "--cuts", corpus / "train.jsonl.gz", "--exp-dir", exp,
-           "head.name=ocsoftmax", "train.num_workers=1", "extract.max_seconds=5")
+           "head.name=ocsoftmax", "train.num_workers=1", "extract.max_seconds=5", "score.snorm=true")
     assert (exp / "final.pt").stat().st_mtime_ns == before
+    saved = load_config(SvConfig, exp / "config.yaml")  # stage 7 reads the score settings from here: updated
+    assert saved.score.snorm and saved.extract.max_seconds == 5 and saved.head.name == "ocsoftmax"
     # ...and asked for with another model is refused by field, not answered with the old one
     with pytest.raises(ConfigError, match=r"exp was trained with another config .*head\.name 'ocsoftmax' -> 'aam'"):
         CliRunner().invoke(cli, ["sv", "train", "--config", str(corpus / "tiny.yaml"), "--cuts",

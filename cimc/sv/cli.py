@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -36,10 +37,11 @@ def train_command(config_path: str, cuts: str, exp_dir: str, overrides: tuple[st
     """Train ECAPA-TDNN; resumes from the newest epoch checkpoint; skips a finished EXP_DIR (.done).
 
     Both need the config EXP_DIR was trained with (EXP_DIR/config.yaml): another value of a field that
-    changes the model is refused, by name (a resumed run may raise train.epochs). OVERRIDES are key=value,
-    e.g. train.epochs=2 head.name=ocsoftmax. Under torchrun every rank runs it.
+    changes the model is refused, by name (a resumed run may raise train.epochs). New extract / score
+    settings for a finished EXP_DIR are written to its config.yaml, where extract and score read them.
+    OVERRIDES are key=value, e.g. train.epochs=2 head.name=ocsoftmax. Under torchrun every rank runs it.
     """
-    from cimc.config import check_saved_config, load_config
+    from cimc.config import check_saved_config, load_config, save_config
     from cimc.data.layout import read_cuts
     from cimc.sv.config import SvConfig
     from cimc.sv.train import train
@@ -47,9 +49,14 @@ def train_command(config_path: str, cuts: str, exp_dir: str, overrides: tuple[st
 
     config = load_config(SvConfig, config_path, overrides)
     if is_done(exp_dir):
-        check_saved_config(Path(exp_dir) / "config.yaml", config, f"delete {exp_dir} to retrain, or give another --exp-dir")
+        saved = Path(exp_dir) / "config.yaml"
+        check_saved_config(saved, config, f"delete {exp_dir} to retrain, or give another --exp-dir")
         warn_if_newer(cuts, exp_dir)  # e.g. stage 4 reclustered after this model was trained
         logger.info("%s is finished (.done); delete it to retrain", exp_dir)
+        # Only fields training does not use differ (say score.snorm): stage 7 reads them from here, so take them.
+        if os.environ.get("RANK", "0") == "0" and load_config(SvConfig, saved) != config:
+            save_config(config, saved)
+            logger.info("%s: the new extract / score settings written (the model is unchanged)", saved)
         return
     setup_logging(log_file=Path(exp_dir) / "log" / "train.log")
     logger.info("command: %s", shlex.join(sys.argv))  # first line of the run's own log
