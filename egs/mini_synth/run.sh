@@ -60,7 +60,8 @@ fi
 if run_stage 3; then
   log "Stage 3: i-vectors for train and test, cosine / LDA + PLDA baseline EER"
   for part in train test; do
-    if [ ! -f $exp/ivector/.ivectors_$part.done ]; then
+    # Skipped only when the marker is newer than the extractor: a retrained T-matrix re-extracts.
+    if [ ! $exp/ivector/.ivectors_$part.done -nt $exp/ivector/extractor/final.pt ]; then
       cimc ivector extract --cuts $data/feats/mfcc/${part}_cuts.jsonl.gz --dir $exp/ivector --name $part \
         --nj $nj --cmd "$train_cmd"
       touch $exp/ivector/.ivectors_$part.done
@@ -75,7 +76,8 @@ fi
 if run_stage 4; then
   log "Stage 4: cluster the training i-vectors into $num_clusters pseudo-speakers ($cluster_methods)"
   # Each method writes $exp/cluster/<method>/{labels.npy,labels.txt,cuts.jsonl.gz,config.yaml}, CIMC also
-  # training.png (its curves); a finished folder (.done) is skipped. --ref only lets CIMC log and plot
+  # training.png (its curves); a finished folder (.done) is skipped when asked the same (another C or
+  # config is refused, by field). --ref only lets CIMC log and plot
   # ACC/NMI per epoch; it never trains on it.
   for method in $cluster_methods; do
     overrides=()

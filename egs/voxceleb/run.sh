@@ -69,7 +69,8 @@ fi
 if run_stage 3; then
   log "Stage 3: i-vectors for train and test, cosine / LDA + PLDA baseline EER"
   for part in train test; do
-    if [ ! -f $exp/ivector/.ivectors_$part.done ]; then
+    # Skipped only when the marker is newer than the extractor: a retrained T-matrix re-extracts.
+    if [ ! $exp/ivector/.ivectors_$part.done -nt $exp/ivector/extractor/final.pt ]; then
       cimc ivector extract --cuts $data/feats/mfcc/${part}_cuts.jsonl.gz --dir $exp/ivector --name $part \
         --nj $nj --cmd "$train_cmd"
       touch $exp/ivector/.ivectors_$part.done
@@ -84,7 +85,8 @@ fi
 if run_stage 4; then
   log "Stage 4: CIMC pseudo-labels, C = $num_clusters ($conf/cimc.yaml)"
   # The paper's run (1.09M i-vectors, 150 epochs) takes minutes on one GPU and days on CPUs. CIMC
-  # checkpoints into $exp/cluster/cimc/checkpoint and resumes; a finished folder (.done) is skipped.
+  # checkpoints into $exp/cluster/cimc/checkpoint and resumes; a finished folder (.done) is skipped when
+  # asked the same (another C or config is refused, by field).
   # Writes labels.npy, labels.txt, cuts.jsonl.gz (speaker = pseudo-label), config.yaml and training.png
   # (loss terms, entropies and clusters used per epoch).
   # Utterances too short for an i-vector (stage 3's list) are left out: no pseudo-label, no training cut.
