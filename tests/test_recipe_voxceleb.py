@@ -218,3 +218,17 @@ def test_rerun_skips_finished_stages(recipe):
     result = run_recipe(recipe.data.parent, recipe.corpus, stage=0, stop_stage=1)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Stage 0" not in result.stderr and "compute-feats" not in result.stderr
+
+
+def test_rerun_reextracts_ivectors_after_a_retrained_extractor_and_warns_stage4(recipe):
+    """Stage 3's marker counts only while it is newer than the extractor; stage 4 then names its stale input."""
+    ivector_dir = recipe.exp / "ivector"
+    marker = ivector_dir / ".ivectors_train.done"
+    later = marker.stat().st_mtime + 1  # stages 4-7 of the fixture's run took longer than that
+    os.utime(ivector_dir / "extractor" / "final.pt", (later, later))  # as if stage 2 had retrained it
+    result = run_recipe(recipe.data.parent, recipe.corpus, stage=3, stop_stage=4)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ivector extract --cuts" in result.stderr and marker.stat().st_mtime > later
+    assert "ivectors_train.npy is newer than the finished" in result.stderr  # stage 4 keeps its labels, and says so
+    again = run_recipe(recipe.data.parent, recipe.corpus, stage=3, stop_stage=3)
+    assert again.returncode == 0 and "ivector extract --cuts" not in again.stderr
