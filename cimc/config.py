@@ -208,7 +208,8 @@ def describe_changes(changed: dict[str, tuple[Any, Any]]) -> list[str]:
     return [f"{k} {saved!r} -> {asked!r}" for k, (saved, asked) in sorted(changed.items())]
 
 
-def check_saved_config(saved_path: str | Path, config: Any, remedy: str, may_change: typing.Collection[str] = ()) -> None:
+def check_saved_config(saved_path: str | Path, config: Any, remedy: str,
+                       may_change: typing.Collection[str] = ()) -> None:
     """Raise :class:`ConfigError` naming each result field in which ``config`` differs from the config an
     earlier run saved at ``saved_path`` (nothing to check when there is none). Fields named in ``may_change``,
     or below one named there, are not compared (e.g. the sections a stage does not read); ``remedy`` ends

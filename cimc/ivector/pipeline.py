@@ -122,7 +122,8 @@ def train_ubm(cuts_path: str | Path, config: IvectorConfig, exp_dir: str | Path,
     """
     ubm_dir, cuts_path = Path(exp_dir) / "ubm", Path(cuts_path)
     # A UBM trained, or half-trained, with other front-end or UBM settings is refused by field, not reused.
-    check_saved_config(ubm_dir / "config.yaml", config, f"delete {ubm_dir} to retrain it", may_change=("extractor", "backend"))
+    check_saved_config(ubm_dir / "config.yaml", config, f"delete {ubm_dir} to retrain it",
+                       may_change=("extractor", "backend"))
     if is_done(ubm_dir):
         logger.info("%s is done; delete its .done to retrain", ubm_dir)
         return full_ubm.load_ubm(ubm_dir / "final.pt")
