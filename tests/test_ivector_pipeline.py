@@ -3,6 +3,7 @@ train-extractor, extract (in process and as run.pl jobs), score; short utterance
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,12 @@ def test_training_writes_resumable_models(trained, caplog):
         train_ubm(paths["train"], dataclasses.replace(config, ubm=dataclasses.replace(config.ubm, num_components=16)), exp)
     with pytest.raises(ConfigError, match=r"extractor was trained with another config .*extractor\.ivector_dim 10 -> 7"):
         train_extractor(paths["train"], other, exp)
+    # a UBM retrained since (same settings) leaves the finished T-matrix in place, and says so
+    later = (exp / "extractor" / ".done").stat().st_mtime + 5
+    os.utime(exp / "ubm" / "final.pt", (later, later))
+    with caplog.at_level("WARNING", logger="cimc.utils"):
+        train_extractor(paths["train"], config, exp)
+    assert f"{exp / 'ubm' / 'final.pt'} is newer than the finished {exp / 'extractor'}" in caplog.text
 
 
 def test_extract_in_process_matches_runpl_jobs_and_lists_short(trained):

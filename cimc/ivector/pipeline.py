@@ -34,7 +34,7 @@ from cimc.ivector import ubm as ubm_lib
 from cimc.ivector.config import IvectorConfig
 from cimc.ivector.frontend import iter_utterances, report_short, split_for_job, Utterance
 from cimc.ivector.jobs import run_jobs
-from cimc.utils import is_done, mark_done, resolve_device, write_text_atomic
+from cimc.utils import is_done, mark_done, resolve_device, warn_if_newer, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +125,7 @@ def train_ubm(cuts_path: str | Path, config: IvectorConfig, exp_dir: str | Path,
     check_saved_config(ubm_dir / "config.yaml", config, f"delete {ubm_dir} to retrain it",
                        may_change=("extractor", "backend"))
     if is_done(ubm_dir):
+        warn_if_newer(cuts_path, ubm_dir)  # features recomputed since (stage 1)
         logger.info("%s is done; delete its .done to retrain", ubm_dir)
         return full_ubm.load_ubm(ubm_dir / "final.pt")
     save_config(config, ubm_dir / "config.yaml")
@@ -280,6 +281,8 @@ def train_extractor(cuts_path: str | Path, config: IvectorConfig, exp_dir: str |
     model_dir = Path(exp_dir) / "extractor"
     check_saved_config(model_dir / "config.yaml", config, f"delete {model_dir} to retrain it", may_change=("backend",))
     if is_done(model_dir):
+        for source in (cuts_path, Path(exp_dir) / "ubm" / "final.pt"):  # recomputed features, a retrained UBM
+            warn_if_newer(source, model_dir)
         logger.info("%s is done; delete its .done to retrain", model_dir)
         return ext.IvectorExtractor.load(model_dir / "final.pt")
     cfg = config.extractor
