@@ -203,22 +203,23 @@ def changed_settings(saved: dict[str, Any], config: Any) -> dict[str, tuple[Any,
     return {k: (saved[k], v) for k, v in asked.items() if saved[k] != v}
 
 
-def describe_changes(changed: dict[str, tuple[Any, Any]]) -> list[str]:
-    """``field saved -> asked`` for each entry of :func:`changed_settings`, by field name."""
-    return [f"{k} {saved!r} -> {asked!r}" for k, (saved, asked) in sorted(changed.items())]
+def saved_config_changes(saved_path: str | Path, config: Any, may_change: typing.Collection[str] = ()) -> list[str]:
+    """``field saved -> asked``, by field name, for each result field in which ``config`` differs from the config
+    an earlier run saved at ``saved_path`` (none when there is no such file). Fields named in ``may_change``, or
+    below one named there, are not compared (e.g. the sections a stage does not read)."""
+    saved_path = Path(saved_path)
+    if not saved_path.is_file():
+        return []
+    changed = changed_settings(yaml.safe_load(saved_path.read_text()) or {}, config)
+    return [f"{k} {saved!r} -> {asked!r}" for k, (saved, asked) in sorted(changed.items())
+            if not _covered(k, may_change)]
 
 
 def check_saved_config(saved_path: str | Path, config: Any, remedy: str,
                        may_change: typing.Collection[str] = ()) -> None:
-    """Raise :class:`ConfigError` naming each result field in which ``config`` differs from the config an
-    earlier run saved at ``saved_path`` (nothing to check when there is none). Fields named in ``may_change``,
-    or below one named there, are not compared (e.g. the sections a stage does not read); ``remedy`` ends
-    the message."""
-    saved_path = Path(saved_path)
-    if not saved_path.is_file():
-        return
-    changed = changed_settings(yaml.safe_load(saved_path.read_text()) or {}, config)
-    changed = {k: v for k, v in changed.items() if not _covered(k, may_change)}
-    if changed:
-        raise ConfigError(f"{saved_path.parent} was trained with another config than this run asks for "
-                          f"({'; '.join(describe_changes(changed))}, against {saved_path}); {remedy}")
+    """Raise :class:`ConfigError` naming the :func:`saved_config_changes` of ``config`` against ``saved_path``;
+    ``remedy`` ends the message."""
+    changes = saved_config_changes(saved_path, config, may_change)
+    if changes:
+        raise ConfigError(f"{Path(saved_path).parent} was trained with another config than this run asks for "
+                          f"({'; '.join(changes)}, against {saved_path}); {remedy}")

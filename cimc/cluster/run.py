@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import yaml
 
 import cimc.cluster  # noqa: F401  (registers every method)
 from cimc.cluster.base import Clusterer, config_class, make_clusterer
 from cimc.cluster.cimc import make_schedule
 from cimc.cluster.labels import join_labels, read_label_file, write_labels, write_pseudo_label_cuts
 from cimc.cluster.plot import plot_training
-from cimc.config import changed_settings, describe_changes, load_config, save_config
+from cimc.config import load_config, save_config, saved_config_changes
 from cimc.data.layout import open_cuts
 from cimc.metrics.clustering import DEFAULT_SILHOUETTE_SAMPLE, clustering_metrics
 from cimc.utils import is_done, mark_done, name_some, warn_if_newer, write_text_atomic
@@ -102,9 +101,8 @@ def check_finished_request(output_dir: Path, method: str, n_clusters: int | None
             differences.append(f"input {summary.get('input')} -> {input_path}")
         if not _same_file(summary.get("excluded_by"), exclude):
             differences.append(f"exclude {summary.get('excluded_by')} -> {exclude}")
-    config_path = output_dir / "config.yaml"
-    if config is not None and config_path.is_file() and not differences:  # another method has other fields
-        differences += describe_changes(changed_settings(yaml.safe_load(config_path.read_text()) or {}, config))
+    if config is not None and not differences:  # another method has other fields
+        differences += saved_config_changes(output_dir / "config.yaml", config)
     if differences:
         raise ValueError(f"{output_dir} holds the finished labels of another request ({'; '.join(differences)}); "
                          f"delete it (or its .done) to recluster there, or give another --output")
