@@ -94,12 +94,16 @@ def mark_done(out_dir: str | Path) -> None:
     (Path(out_dir) / ".done").touch()
 
 
-def warn_if_newer(input_path: str | Path, out_dir: str | Path) -> None:
-    """Warn when ``input_path`` changed after ``out_dir`` was marked done: its outputs came from an earlier version."""
-    done = Path(out_dir) / ".done"
+def warn_if_newer(input_path: str | Path, out_dir: str | Path, finished: str | Path | None = None,
+                  redo: str | None = None) -> None:
+    """Warn when ``input_path`` changed after ``out_dir`` was finished: its outputs came from an earlier version.
+
+    ``finished`` is the file written last (default ``out_dir/.done``); ``redo`` what to delete (default ``out_dir``).
+    """
+    done = Path(finished) if finished is not None else Path(out_dir) / ".done"
     if Path(input_path).is_file() and done.is_file() and Path(input_path).stat().st_mtime > done.stat().st_mtime:
         logger.warning("%s is newer than the finished %s (made from an earlier version of it?); delete %s to redo it",
-                       input_path, out_dir, out_dir)
+                       input_path, out_dir, redo or out_dir)
 
 
 def name_some(items: Iterable[str], limit: int = 10, sep: str = ", ") -> str:

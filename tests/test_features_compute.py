@@ -114,3 +114,43 @@ def test_load_frames_without_features_or_vad_names_the_cut(cuts_file):
     cut = next(iter(CutSet.from_file(cuts_file)))
     with pytest.raises(ValueError, match="cut utt0 has no features"):
         load_frames(cut)
+
+
+def test_rerun_keeps_finished_features_and_refuses_another_config(cuts_file, tmp_path, caplog):
+    """A finished NAME is read back for the same settings (nothing rewritten) and refused for others."""
+    import dataclasses
+    import os
+    import shutil
+
+    from cimc.config import ConfigError
+
+    cuts_copy = tmp_path / "cuts.jsonl.gz"
+    shutil.copy(cuts_file, cuts_copy)
+    out = tmp_path / "feats"
+    first = compute_features(cuts_copy, CONFIG, out, "train", num_jobs=1)
+    written = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+
+    unused_changed = dataclasses.replace(CONFIG, fbank=dataclasses.replace(CONFIG.fbank, num_mel_bins=23))
+    with caplog.at_level(logging.INFO):
+        again = compute_features(cuts_copy, unused_changed, out, "train", num_jobs=1)  # MFCC run: fbank unused
+    assert "features already computed" in caplog.text
+    assert list(again.ids) == list(first.ids)
+    np.testing.assert_array_equal(next(iter(again)).load_features(), next(iter(first)).load_features())
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == written
+
+    other = dataclasses.replace(CONFIG, vad=dataclasses.replace(CONFIG.vad, energy_threshold=6.0))
+    with pytest.raises(ConfigError, match=r"train_cuts.jsonl.gz holds features computed with another config .*"
+                                          r"vad.energy_threshold 5.5 -> 6.0"):
+        compute_features(cuts_copy, other, out, "train", num_jobs=1)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == written  # nothing overwritten
+
+    later = (out / "train_cuts.jsonl.gz").stat().st_mtime + 5
+    os.utime(cuts_copy, (later, later))  # the manifest rewritten after the features (stage 0 rerun)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        compute_features(cuts_copy, CONFIG, out, "train", num_jobs=1)
+    assert "cuts.jsonl.gz is newer than the finished" in caplog.text and "train_*" in caplog.text
+
+    (out / "train_cuts.jsonl.gz").unlink()  # unfinished (interrupted before the last write): computed afresh
+    fresh = compute_features(cuts_copy, other, out, "train", num_jobs=1)
+    assert list(fresh.ids) == list(first.ids) and "energy_threshold: 6.0" in (out / "train_config.yaml").read_text()

@@ -35,11 +35,12 @@ class RecipeRun:
     log: str
 
 
-def run_recipe(root: Path, corpus: dict, stage: int = 0, stop_stage: int = STOP_STAGE) -> subprocess.CompletedProcess:
+def run_recipe(root: Path, corpus: dict, stage: int = 0, stop_stage: int = STOP_STAGE,
+               conf: Path = TINY_CONF) -> subprocess.CompletedProcess:
     """Run egs/voxceleb/run.sh with the tiny configs, data/exp under ``root``, in this test's environment."""
     env = dict(os.environ, CIMC_VENV=sys.prefix, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     cmd = ["bash", str(RUN_SH), "--voxceleb1", str(corpus["voxceleb1"]), "--voxceleb2", str(corpus["voxceleb2"]),
-           "--conf", str(TINY_CONF), "--data", str(root / "data"), "--exp", str(root / "exp"),
+           "--conf", str(conf), "--data", str(root / "data"), "--exp", str(root / "exp"),
            "--stage", str(stage), "--stop-stage", str(stop_stage), "--nj", "1", "--num-clusters", str(NUM_CLUSTERS)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
@@ -86,7 +87,7 @@ def test_stage1_features_and_vad(recipe, part):
     from cimc.features import load_frames
 
     feats_dir = recipe.data / "feats" / "mfcc"
-    assert (feats_dir / f".{part}.done").is_file() and (feats_dir / f"{part}_config.yaml").is_file()
+    assert (feats_dir / f"{part}_config.yaml").is_file()
     cuts = CutSet.from_file(feats_dir / f"{part}_cuts.jsonl.gz").to_eager()
     assert len(cuts) == (16 if part == "train" else 12)
     for cut in cuts:
@@ -215,9 +216,28 @@ def test_stage7_embeddings_scores_and_table(recipe):
 
 
 def test_rerun_skips_finished_stages(recipe):
+    feats = recipe.data / "feats" / "mfcc" / "train_cuts.jsonl.gz"
+    written = feats.stat().st_mtime_ns
     result = run_recipe(recipe.data.parent, recipe.corpus, stage=0, stop_stage=1)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Stage 0" not in result.stderr and "compute-feats" not in result.stderr
+    assert "Stage 0" not in result.stderr and result.stderr.count("features already computed") == 2
+    assert feats.stat().st_mtime_ns == written
+
+
+def test_rerun_of_stage1_with_an_edited_feature_config_is_refused(recipe, tmp_path):
+    """Stage 1 does not hand stage 2 the features of another conf/mfcc.yaml: it stops, naming the change."""
+    import shutil
+
+    conf = tmp_path / "conf"
+    shutil.copytree(TINY_CONF, conf)
+    mfcc = conf / "mfcc.yaml"
+    mfcc.write_text(mfcc.read_text().replace("num_ceps: 40", "num_ceps: 30"))
+    feats = recipe.data / "feats" / "mfcc" / "train_cuts.jsonl.gz"
+    written = feats.stat().st_mtime_ns
+    result = run_recipe(recipe.data.parent, recipe.corpus, stage=1, stop_stage=1, conf=conf)
+    assert result.returncode != 0
+    assert "holds features computed with another config" in result.stderr and "mfcc.num_ceps 40 -> 30" in result.stderr
+    assert feats.stat().st_mtime_ns == written
 
 
 def test_rerun_reextracts_ivectors_after_a_retrained_extractor_and_warns_stage4(recipe):

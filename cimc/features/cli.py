@@ -21,7 +21,9 @@ def compute_feats(config_path: str | None, cuts_path: str, output_dir: str, name
 
     Writes OUTPUT_DIR/NAME_cuts.jsonl.gz (cuts with features and a `vad` array), the lilcom archives
     NAME_feats/ and NAME_vad.lca, and the resolved NAME_config.yaml. OVERRIDES are key=value pairs,
-    e.g. `mfcc.num_ceps=30 vad.energy_threshold=5.5`.
+    e.g. `mfcc.num_ceps=30 vad.energy_threshold=5.5`. Finished features (NAME_cuts.jsonl.gz exists) are kept
+    when asked for with the same settings, and refused with others (each difference named): delete
+    OUTPUT_DIR/NAME_* to recompute.
 
     Example: cimc compute-feats --config conf/mfcc.yaml --cuts data/manifests/train_cuts.jsonl.gz
     --output-dir data/feats/mfcc --name train --nj 8

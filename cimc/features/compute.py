@@ -11,6 +11,9 @@ Layout under ``output_dir`` for ``name`` (e.g. ``train``)::
     {name}_vad.lca           VAD decisions
     {name}_config.yaml       the resolved FeaturePipelineConfig
     {name}_failed.txt        cuts whose audio could not be read (only if any)
+
+``{name}_cuts.jsonl.gz`` is written last, atomically: once it exists the run is finished, and a rerun with the
+same settings reads it back instead of recomputing; one with other settings is refused, naming them.
 """
 from __future__ import annotations
 
@@ -21,12 +24,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from cimc.config import save_config
+from cimc.config import ConfigError, save_config, saved_config_changes
 from cimc.data.layout import read_cuts
 from cimc.features.config import FeaturePipelineConfig
 from cimc.features.frames import VAD_FIELD
 from cimc.features.vad import compute_vad, vad_log_energy
-from cimc.utils import atomic_path, name_some, write_text_atomic
+from cimc.utils import atomic_path, name_some, warn_if_newer, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,25 @@ def _report_failed(input_ids: list[str], output_ids: set[str], failed_path: Path
         )
     elif failed_path.exists():
         failed_path.unlink()
+
+
+def _finished(cuts_path: Path, config: FeaturePipelineConfig, output_dir: Path, name: str) -> bool:
+    """Whether ``name``'s features under ``output_dir`` are finished and were computed with ``config``.
+
+    Raises :class:`ConfigError` naming each setting that differs (a rerun must not return features of another
+    config as if they were these); the extractor not in use (``fbank`` when ``feature_type`` is mfcc) may change.
+    """
+    out_path = output_dir / f"{name}_cuts.jsonl.gz"
+    if not out_path.is_file():
+        return False
+    unused = "fbank" if config.feature_type == "mfcc" else "mfcc"
+    changes = saved_config_changes(output_dir / f"{name}_config.yaml", config, may_change=(unused,))
+    if changes:
+        raise ConfigError(f"{out_path} holds features computed with another config than this run asks for "
+                          f"({'; '.join(changes)}, against {output_dir / f'{name}_config.yaml'}); delete "
+                          f"{output_dir}/{name}_* to recompute them, or give another --output-dir or --name")
+    warn_if_newer(cuts_path, out_path, finished=out_path, redo=f"{output_dir}/{name}_*")
+    return True
 
 
 def attach_vad(cuts, config: FeaturePipelineConfig, vad_path: Path, name: str = "cuts"):
@@ -88,6 +110,10 @@ def compute_features(
     from cimc.features.extractor import make_extractor
 
     cuts_path, output_dir = Path(cuts_path), Path(output_dir)
+    out_path = output_dir / f"{name}_cuts.jsonl.gz"
+    if _finished(cuts_path, config, output_dir, name):
+        logger.info("%s: features already computed (%s); delete %s/%s_* to recompute", name, out_path, output_dir, name)
+        return CutSet.from_file(out_path).to_eager()
     cuts = CutSet.from_cuts(read_cuts(cuts_path, what="cuts manifest (from Stage 0)"))
     output_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, output_dir / f"{name}_config.yaml")
@@ -117,7 +143,6 @@ def compute_features(
     # Parallel jobs return their shards one after another: restore the manifest's order.
     with_feats = with_feats.sort_like([i for i in input_ids if i in done_ids])
     with_vad, voiced, frames = attach_vad(with_feats, config, output_dir / f"{name}_vad.lca", name)
-    out_path = output_dir / f"{name}_cuts.jsonl.gz"
     with atomic_path(out_path) as tmp:
         with_vad.to_file(tmp)
     logger.info(

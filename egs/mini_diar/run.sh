@@ -63,11 +63,9 @@ fi
 if run_stage 1; then
   log "Stage 1: MFCC + energy VAD, speech activity"
   for set in dev eval; do
-    if [ ! -f $data/feats/.$set.done ]; then
-      cimc compute-feats --config $conf/mfcc.yaml --cuts $data/$set/cuts.jsonl.gz --output-dir $data/feats \
-        --name $set --nj $nj
-      touch $data/feats/.$set.done
-    fi
+    # Finished features with the same conf/mfcc.yaml are kept; with another, compute-feats stops.
+    cimc compute-feats --config $conf/mfcc.yaml --cuts $data/$set/cuts.jsonl.gz --output-dir $data/feats \
+      --name $set --nj $nj
     cimc diar speech-activity --cuts $data/feats/${set}_cuts.jsonl.gz --config $conf/diar.yaml \
       --output $exp/speech/$set/segments
   done
@@ -90,11 +88,9 @@ if run_stage 2; then
   elif [ $embedding = ivector ]; then
     if [ ! -f $ivector_dir/extractor/.done ]; then
       log "Stage 2: no i-vector extractor in $ivector_dir: training one ($conf/ivector.yaml)"
-      if [ ! -f $data/feats/.train.done ]; then
-        cimc compute-feats --config $conf/mfcc.yaml --cuts $data/synth/manifests/train_cuts.jsonl.gz \
-          --output-dir $data/feats --name train --nj $nj
-        touch $data/feats/.train.done
-      fi
+      # Finished features with the same conf/mfcc.yaml are kept; with another, compute-feats stops.
+      cimc compute-feats --config $conf/mfcc.yaml --cuts $data/synth/manifests/train_cuts.jsonl.gz \
+        --output-dir $data/feats --name train --nj $nj
       for step in train-ubm train-extractor; do
         cimc ivector $step --config $conf/ivector.yaml --cuts $data/feats/train_cuts.jsonl.gz \
           --dir $ivector_dir --nj $nj --cmd "$train_cmd"

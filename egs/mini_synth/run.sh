@@ -39,11 +39,9 @@ fi
 if run_stage 1; then
   log "Stage 1: MFCC (conf/mfcc.yaml) with energy VAD"
   for part in train test; do
-    if [ ! -f $data/feats/mfcc/.$part.done ]; then
-      cimc compute-feats --config $conf/mfcc.yaml --cuts $data/manifests/${part}_cuts.jsonl.gz \
-        --output-dir $data/feats/mfcc --name $part --nj $nj
-      touch $data/feats/mfcc/.$part.done
-    fi
+    # Finished features with the same conf/mfcc.yaml are kept; with another, compute-feats stops.
+    cimc compute-feats --config $conf/mfcc.yaml --cuts $data/manifests/${part}_cuts.jsonl.gz \
+      --output-dir $data/feats/mfcc --name $part --nj $nj
   done
 fi
 

@@ -45,11 +45,9 @@ fi
 if run_stage 1; then
   log "Stage 1: MFCC + energy VAD, speech activity"
   for part in dev test; do
-    if [ ! -f $data/feats/.$part.done ]; then
-      cimc compute-feats --config $conf/mfcc.yaml --cuts $data/manifests/${part}_cuts.jsonl.gz \
-        --output-dir $data/feats --name $part --nj $nj
-      touch $data/feats/.$part.done
-    fi
+    # Finished features with the same conf/mfcc.yaml are kept; with another, compute-feats stops.
+    cimc compute-feats --config $conf/mfcc.yaml --cuts $data/manifests/${part}_cuts.jsonl.gz \
+      --output-dir $data/feats --name $part --nj $nj
     cimc diar speech-activity --cuts $data/feats/${part}_cuts.jsonl.gz --config $conf/diar.yaml \
       --output $exp/speech/$part/segments
   done
