@@ -78,6 +78,63 @@ def test_lloyd_keeps_every_cluster_nonempty_with_duplicates_and_subsampled_init(
     assert len(np.unique(labels)) == 3 and inertia == pytest.approx(0.0, abs=1e-6)
 
 
+def test_torch_gmm_matches_sklearn_em_from_the_same_start():
+    """Chunked torch EM (chunks smaller than N) against scikit-learn's GaussianMixture started from the same
+    parameters (the M-step of the same k-means labels): same iterations, labels and parameters to float32."""
+    from sklearn.mixture import GaussianMixture
+
+    from cimc.cluster.gmm import diag_gmm_em
+
+    X, _ = blobs(n=800, k=6, dim=5, seed=7, std=3.5)  # overlapping: EM moves for several iterations
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    init = KMeans(6, n_init=1, random_state=0).fit_predict(X)
+    nk = np.bincount(init, minlength=6) + 10 * np.finfo(np.float64).eps
+    X64 = X.astype(np.float64)
+    means = np.stack([X64[init == c].sum(0) for c in range(6)]) / nk[:, None]
+    variances = np.stack([(X64[init == c] ** 2).sum(0) for c in range(6)]) / nk[:, None] - means ** 2 + 1e-4
+    for iters, tol in ((1, 0.0), (4, 0.0), (100, 1e-3)):
+        labels, info = diag_gmm_em(X, 6, max_iter=iters, tol=tol, reg_covar=1e-4, device="cpu", chunk_size=97,
+                                   init_labels=init)
+        ref = GaussianMixture(6, covariance_type="diag", max_iter=iters, tol=tol, reg_covar=1e-4,
+                              weights_init=nk / len(X), means_init=means, precisions_init=1 / variances).fit(X64)
+        assert info["iterations"] == ref.n_iter_ and info["converged"] == ref.converged_
+        np.testing.assert_array_equal(labels, ref.predict(X64))
+        assert info["mean_log_likelihood"] == pytest.approx(ref.lower_bound_, rel=1e-5)
+
+
+def test_gmm_backends_agree_and_auto_picks_torch_for_large_n_times_k(caplog):
+    X, y = blobs(seed=8)
+    torch_labels = method("gmm", backend="torch", device="cpu", chunk_size=64).fit_predict(X, 5)
+    assert adjusted_rand_score(y, torch_labels) > 0.95
+    assert adjusted_rand_score(make_clusterer("gmm").fit_predict(X, 5), torch_labels) == 1.0
+    gmm = method("gmm", device="cpu")
+    assert gmm.backend(300, 5) == "sklearn"
+    with caplog.at_level(logging.INFO, logger="cimc.cluster.baselines"):
+        assert gmm.backend(1_092_009, 5000) == "torch"
+    assert "(1092009, 5000) float64 arrays of 43.7 GB each" in caplog.text
+    assert method("gmm", device="cpu", covariance_type="full").backend(1_092_009, 5000) == "sklearn"
+    with pytest.raises(ValueError, match="covariance_type"):
+        method("gmm", backend="torch", covariance_type="full")
+
+
+def test_fits_that_cannot_fit_in_memory_are_refused_before_they_start(monkeypatch):
+    """Spectral's K eigenvectors and scikit-learn GMM's (N, K) arrays at VoxCeleb2 size: a clear error, not a
+    process killed hours later. The need is checked against the machine's memory (here made 100 kB)."""
+    import cimc.cluster.baselines as baselines
+
+    monkeypatch.setattr(baselines, "physical_memory_bytes", lambda: 10**5)
+    X, y = blobs(n=3_000, k=5, dim=4, seed=9)
+    with pytest.raises(ValueError, match=r"spectral: the spectral embedding of 3,000 points in 5 eigenvectors "
+                                         r"\(ARPACK\) need about 0.000384 GB, more than this machine's 0.0001 GB; "
+                                         r"use kmeans"):
+        make_clusterer("spectral").fit_predict(X, 5)  # 3,000 x (3 x 5 + 1) x 8 bytes
+    with pytest.raises(ValueError, match=r"gmm: scikit-learn's \(N, K\) = \(3,000, 5\) float64 arrays need about "
+                                         r"0.00036 GB, .* use backend torch"):
+        method("gmm", backend="sklearn").fit_predict(X, 5)
+    labels = method("gmm", backend="torch", device="cpu").fit_predict(X, 5)  # chunked: fits
+    assert adjusted_rand_score(y, labels) > 0.95
+
+
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 8])
 def test_spectral_eigengap_estimates_the_number_of_blobs(k):
     X, y = blobs(n=400, k=k, dim=16, seed=k)
@@ -107,6 +164,38 @@ def test_ahc_above_max_exact_points_uses_knn_connectivity_and_says_so(caplog):
         labels = method("ahc", max_exact_points=100, n_neighbors=10).fit_predict(X, 5)
     assert "connectivity graph" in caplog.text
     assert adjusted_rand_score(y, labels) > 0.95
+
+
+def test_knn_graph_is_sklearns_symmetrised():
+    from sklearn.neighbors import kneighbors_graph
+
+    from cimc.cluster.baselines import knn_graph
+
+    X, _ = blobs(n=400, k=6, dim=5, seed=11, std=4.0)  # overlapping: one component, nothing to join
+    want = kneighbors_graph(X, 7, include_self=False)
+    got = knn_graph(X, 7, device="cpu")
+    assert (got != want.maximum(want.T)).nnz == 0 and got.nnz > 400 * 7  # asymmetric pairs added
+
+
+def test_knn_graph_components_are_joined_by_a_few_links(recwarn):
+    """Separated blobs give a k-NN graph of several components; a few links join them (no scikit-learn warning,
+    no O(c^2) completion), the k-NN edges all kept, and Ward along the graph still finds the blobs."""
+    from scipy.sparse.csgraph import connected_components
+    from sklearn.neighbors import kneighbors_graph
+
+    from cimc.cluster.baselines import knn_graph
+
+    X, y = blobs(n=600, k=12, dim=16, seed=12, std=0.3)
+    plain = kneighbors_graph(X, 5, include_self=False)
+    plain = plain.maximum(plain.T)
+    assert connected_components(plain, directed=False)[0] >= 12
+    joined = knn_graph(X, 5, device="cpu")
+    assert connected_components(joined, directed=False)[0] == 1
+    assert (plain - plain.multiply(joined)).nnz == 0  # every k-NN edge kept
+    assert 0 < (joined.nnz - plain.nnz) // 2 <= 2 * 12  # each round at most one link a component, rounds halve
+    labels = method("ahc", max_exact_points=100, n_neighbors=5).fit_predict(X, 12)
+    assert adjusted_rand_score(y, labels) == 1.0
+    assert not [w for w in recwarn if "connected components" in str(w.message)]
 
 
 def test_birch_without_n_clusters_keeps_subclusters():

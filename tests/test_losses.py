@@ -241,6 +241,17 @@ def test_knn_radius_matches_sklearn(k, chunk, block):
     assert got[5] == pytest.approx(want[5], abs=1e-3)
 
 
+@pytest.mark.parametrize("k,chunk,block", [(1, 7, 1000), (10, 16, 23), (4, 100, 3)])
+def test_nearest_neighbors_match_sklearn(k, chunk, block):
+    from cimc.cluster.knn import nearest_neighbors
+
+    X = np.random.default_rng(1).standard_normal((150, 8)).astype(np.float32)
+    want_dist, want_index = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X)
+    got_dist, got_index = nearest_neighbors(X, k, chunk_size=chunk, block_size=block)
+    np.testing.assert_array_equal(got_index, want_index[:, 1:])  # sklearn counts the point itself first
+    np.testing.assert_allclose(got_dist, want_dist[:, 1:], rtol=1e-4, atol=1e-4)
+
+
 def test_knn_radius_bad_k():
     with pytest.raises(ValueError, match="k=5"):
         kth_neighbor_distance(np.zeros((5, 2), np.float32), 5)
