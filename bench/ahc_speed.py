@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from kmeans_speed import synthetic
+from kmeans_speed import device_name, synthetic
 
 
 def main() -> None:
@@ -41,8 +41,7 @@ def main() -> None:
     from cimc.utils import resolve_device
 
     device = resolve_device(args.device)
-    print(f"D = {args.dim}, K = {args.num_clusters:,}, {args.n_neighbors}-NN, device {device}"
-          f"{' (' + torch.cuda.get_device_name() + ')' if device.startswith('cuda') else ''}, "
+    print(f"D = {args.dim}, K = {args.num_clusters:,}, {args.n_neighbors}-NN, device {device_name(device)}, "
           f"{torch.get_num_threads()} CPU threads\n")
     print("| N | k-NN graph, ours (s) | scikit-learn (s) | scikit-learn / ours | same k-NN edges (+ links) | "
           "Ward merges, ours (s) | along scikit-learn's graph (s) |")

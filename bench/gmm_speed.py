@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kmeans_speed import synthetic
+from kmeans_speed import synthetic_set
 
 
 def reset_peak_memory() -> int | None:
@@ -61,13 +61,9 @@ def main() -> None:
 
     from cimc.cluster.gmm import _hard_stats, _m_step, diag_gmm_em
     from cimc.cluster.lloyd import lloyd_kmeans
-    from cimc.utils import resolve_device
 
-    device = resolve_device(args.device)
-    X = synthetic(args.num_items, args.dim, args.num_clusters, 0)
-    print(f"N = {len(X):,}, D = {args.dim}, K = {args.num_clusters:,}, device {device}"
-          f"{' (' + torch.cuda.get_device_name() + ')' if device.startswith('cuda') else ''}; scikit-learn's (N, K) "
-          f"float64 array at N: {len(X) * args.num_clusters * 8 / 1e9:.1f} GB")
+    device, X, header = synthetic_set(args)
+    print(f"{header}; scikit-learn's (N, K) float64 array at N: {len(X) * args.num_clusters * 8 / 1e9:.1f} GB")
 
     def sync():
         if device.startswith("cuda"):

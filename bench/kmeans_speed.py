@@ -26,6 +26,22 @@ def synthetic(n: int, dim: int, k: int, seed: int) -> np.ndarray:
     return X / np.linalg.norm(X, axis=1, keepdims=True)
 
 
+def device_name(device: str) -> str:
+    """``device`` with the GPU's name when it is one, for a benchmark's header line."""
+    import torch
+
+    return f"{device} ({torch.cuda.get_device_name()})" if device.startswith("cuda") else device
+
+
+def synthetic_set(args) -> tuple[str, np.ndarray, str]:
+    """(device, the synthetic set of ``args`` (num_items, dim, num_clusters), its header line) for a benchmark."""
+    from cimc.utils import resolve_device
+
+    device = resolve_device(args.device)
+    X = synthetic(args.num_items, args.dim, args.num_clusters, 0)
+    return device, X, f"N = {len(X):,}, D = {args.dim}, K = {args.num_clusters:,}, device {device_name(device)}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num-items", type=int, default=1_092_009)
@@ -41,12 +57,9 @@ def main() -> None:
     from sklearn.cluster import KMeans
 
     from cimc.cluster.lloyd import default_chunk_size, kmeans_plus_plus, lloyd_kmeans
-    from cimc.utils import resolve_device
 
-    device = resolve_device(args.device)
-    X = synthetic(args.num_items, args.dim, args.num_clusters, 0)
-    print(f"N = {len(X):,}, D = {args.dim}, K = {args.num_clusters:,}, device {device}"
-          f"{' (' + torch.cuda.get_device_name() + ')' if device.startswith('cuda') else ''}")
+    device, X, header = synthetic_set(args)
+    print(header)
 
     def sync():
         if device.startswith("cuda"):
