@@ -102,7 +102,7 @@ def test_torch_gmm_matches_sklearn_em_from_the_same_start():
         assert info["mean_log_likelihood"] == pytest.approx(ref.lower_bound_, rel=1e-5)
 
 
-def test_gmm_backends_agree_and_auto_picks_torch_for_large_n_times_k(caplog):
+def test_gmm_backends_agree_and_auto_picks_torch_for_large_n_times_k(caplog, monkeypatch):
     X, y = blobs(seed=8)
     torch_labels = method("gmm", backend="torch", device="cpu", chunk_size=64).fit_predict(X, 5)
     assert adjusted_rand_score(y, torch_labels) > 0.95
@@ -113,6 +113,9 @@ def test_gmm_backends_agree_and_auto_picks_torch_for_large_n_times_k(caplog):
         assert gmm.backend(1_092_009, 5000) == "torch"
     assert "(1092009, 5000) float64 arrays of 43.7 GB each" in caplog.text
     assert method("gmm", device="cpu", covariance_type="full").backend(1_092_009, 5000) == "sklearn"
+    monkeypatch.setattr("cimc.utils.resolve_device", lambda device="auto", cpu_fallback=False: "cuda")
+    assert method("gmm").backend(300, 5) == "torch"  # a GPU visible
+    assert method("gmm", covariance_type="full").backend(300, 5) == "sklearn"  # ... but the torch EM is diagonal
     with pytest.raises(ValueError, match="covariance_type"):
         method("gmm", backend="torch", covariance_type="full")
 

@@ -219,8 +219,8 @@ def join_components(X: np.ndarray, graph, device: str = "cpu"):
             break
         member = sp.csr_matrix((np.ones(len(X)), (component, np.arange(len(X)))), shape=(count, len(X)))
         sizes = np.asarray(member.sum(axis=1)).ravel()
-        centroids = (member @ X) / sizes[:, None]
-        _, nearest = nearest_neighbors(centroids.astype(np.float32), 1, device=device)
+        centroids = ((member @ X) / sizes[:, None]).astype(np.float32)
+        _, nearest = nearest_neighbors(centroids, 1, device=device)
         target = nearest[:, 0]
         # Per component: its point nearest its own centroid (the representative) and the one nearest the target's.
         own = ((X - centroids[component]) ** 2).sum(axis=1)
@@ -414,11 +414,13 @@ class GmmClusterer(Clusterer):
         cfg: GmmConfig = self.config
         if cfg.backend != "auto":
             return cfg.backend
+        if cfg.covariance_type != "diag":  # the torch EM is diagonal only
+            return "sklearn"
         from cimc.utils import resolve_device
 
         if resolve_device(cfg.device).startswith("cuda"):
             return "torch"
-        if num_points * n_clusters * 8 > cfg.AUTO_TORCH_BYTES and cfg.covariance_type == "diag":
+        if num_points * n_clusters * 8 > cfg.AUTO_TORCH_BYTES:
             logger.info("gmm: scikit-learn would hold (N, K) = (%d, %d) float64 arrays of %.1f GB each: "
                         "chunked torch EM instead", num_points, n_clusters, num_points * n_clusters * 8 / 1e9)
             return "torch"
