@@ -102,7 +102,7 @@ def compute_features(
     :param output_dir: folder for the outputs listed in this module's docstring.
     :param name: prefix of the outputs, e.g. ``train``.
     :param num_jobs: parallel processes for extraction.
-    :return: the CutSet that was written to ``{name}_cuts.jsonl.gz``.
+    :return: the CutSet that was written to ``{name}_cuts.jsonl.gz`` (opened lazily when it was already there).
     """
     import torch
     from lhotse import CutSet, LilcomChunkyWriter
@@ -113,7 +113,7 @@ def compute_features(
     out_path = output_dir / f"{name}_cuts.jsonl.gz"
     if _finished(cuts_path, config, output_dir, name):
         logger.info("%s: features already computed (%s); delete %s/%s_* to recompute", name, out_path, output_dir, name)
-        return CutSet.from_file(out_path).to_eager()
+        return CutSet.from_jsonl_lazy(out_path)  # not read into memory: 1.09M cuts on a VoxCeleb2 rerun
     cuts = CutSet.from_cuts(read_cuts(cuts_path, what="cuts manifest (from Stage 0)"))
     output_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, output_dir / f"{name}_config.yaml")
