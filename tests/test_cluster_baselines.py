@@ -169,6 +169,26 @@ def test_ahc_above_max_exact_points_uses_knn_connectivity_and_says_so(caplog):
     assert adjusted_rand_score(y, labels) > 0.95
 
 
+@pytest.mark.parametrize("linkage", ["average", "complete"])
+def test_ahc_refuses_a_linkage_that_chains_along_the_knn_graph(linkage):
+    """Along a k-NN graph scikit-learn's average / complete linkage merges blobs that the exact dendrogram keeps
+    apart (here ARI 1.0 exact, ~0 along the graph), so above max_exact_points ahc stops with that advice."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    from cimc.cluster.baselines import knn_graph
+
+    X, y = blobs(n=300, k=5, seed=1, std=3.0)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    exact = AgglomerativeClustering(5, linkage=linkage).fit_predict(X)
+    along_graph = AgglomerativeClustering(5, linkage=linkage, connectivity=knn_graph(X, 10, "cpu")).fit_predict(X)
+    assert adjusted_rand_score(y, exact) > 0.95 and adjusted_rand_score(y, along_graph) < 0.5
+    with pytest.raises(ValueError, match=f"300 points > max_exact_points 100.*linkage '{linkage}'.*ward"):
+        method("ahc", linkage=linkage, max_exact_points=100, n_neighbors=10).fit_predict(X, 5)
+    assert adjusted_rand_score(y, method("ahc", linkage=linkage).fit_predict(X, 5)) > 0.95  # exact: allowed
+    assert adjusted_rand_score(y, method("ahc", linkage="ward", max_exact_points=100, n_neighbors=10)
+                               .fit_predict(X, 5)) > 0.95
+
+
 def test_knn_graph_is_sklearns_symmetrised():
     from sklearn.neighbors import kneighbors_graph
 
