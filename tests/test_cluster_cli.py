@@ -1,6 +1,7 @@
 """`cimc cluster`, `cluster-metrics`, `cluster-table`, `cluster-ablation` and the label files they use."""
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -221,6 +222,9 @@ def test_cluster_ablation_writes_table_i_layout_and_resumes(corpus):
         ["few2", "few3", "many2", "many3"]
     csv_rows = (out / "table.csv").read_text().splitlines()
     assert len(csv_rows) == 5 and csv_rows[0].startswith("row,losses,C,acc,ami,nmi")
+    csv_table = list(csv.DictReader(csv_rows))
+    assert [r["num_clusters"] for r in csv_table] == ["2", "3", "2", "3"]  # counts, not "2.0"
+    assert float(csv_table[0]["acc"]) == json.loads((out / "few_C2" / "metrics.json").read_text())["acc"]
     assert printed == (out / "table.md").read_text()
     # resume: a finished row is read back, not recomputed
     metrics = json.loads((out / "many_C3" / "metrics.json").read_text())

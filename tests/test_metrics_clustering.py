@@ -178,6 +178,18 @@ def test_feature_metrics_match_sklearn_on_random_data(seed, n, k):
     assert ours["davies_bouldin"] == pytest.approx(skm.davies_bouldin_score(X, labels), rel=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_silhouette_of_copies_split_across_clusters_is_sklearns_zero(dtype):
+    """Three copies of one vector, two in one cluster, one in another: the copies' own and nearest distances
+    are both 0 (scikit-learn scores them 0), not rounding noise of either sign."""
+    for seed in range(20):
+        X = np.random.default_rng(seed).normal(size=(6, 20)).astype(dtype)
+        X[1] = X[2] = X[0]
+        labels = np.array([0, 0, 1, 2, 2, 2])
+        want = skm.silhouette_score(X, labels, metric="cosine")
+        assert silhouette_cosine(X, labels, sample_size=None) == pytest.approx(want, abs=1e-6)
+
+
 def test_sampled_silhouette_is_exact_per_sampled_point():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(500, 5))

@@ -157,5 +157,7 @@ def ablation_csv(results: Sequence[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(results)
+    # counts as integers (the metrics dict keeps num_clusters a float, like every other value)
+    writer.writerows({k: int(v) if k == "num_clusters" and v is not None else v for k, v in r.items()}
+                     for r in results)
     return buffer.getvalue()

@@ -305,6 +305,10 @@ def _silhouette(X: np.ndarray, codes: np.ndarray, sizes: np.ndarray, sums: np.nd
             mean_dist = 1.0 - dots / sizes
             mean_dist[rows, own] = np.inf
             inter = mean_dist.min(axis=1)
+            # Both means are differences of near-equal dot products: a point whose own and nearest clusters are
+            # copies of it gets rounding noise of either sign, where scikit-learn's exact 0 / 0 scores 0.
+            tol = 64 * np.finfo(dtype).eps
+            intra, inter = np.where(intra > tol, intra, 0.0), np.where(inter > tol, inter, 0.0)
             s = (inter - intra) / np.maximum(intra, inter)
         scores[start:start + idx.size] = np.where(n_own > 1, np.nan_to_num(s), 0.0)
     return float(scores.mean())
