@@ -108,6 +108,16 @@ def test_checkpoint_of_another_problem_is_refused(tmp_path):
         train_cimc(X, 5, tiny(epochs=2, min_steps=0, checkpoint_dir=str(tmp_path)))
 
 
+def test_checkpoint_of_other_vectors_of_the_same_size_is_refused(tmp_path):
+    """Vectors re-extracted into the same file (same N, C and config) must not resume the old run."""
+    X, _ = blobs(n_per=10, n_clusters=3, dim=4)
+    cfg = tiny(epochs=2, min_steps=0, checkpoint_dir=str(tmp_path), checkpoint_every=1)
+    first = train_cimc(X, 3, cfg)
+    with pytest.raises(ValueError, match="trained on other vectors than this run's"):
+        train_cimc(X + 0.01, 3, cfg)
+    np.testing.assert_array_equal(train_cimc(X, 3, cfg).labels, first.labels)  # the same vectors resume
+
+
 def test_checkpoint_of_another_config_is_refused_by_field_before_the_knn_radii(tmp_path, monkeypatch, caplog):
     X, _ = blobs(n_per=10, n_clusters=3, dim=4)
     cfg = tiny(epochs=2, min_steps=0, checkpoint_dir=str(tmp_path), checkpoint_every=1)

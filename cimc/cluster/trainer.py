@@ -19,7 +19,7 @@ from cimc.cluster.cimc import (CimcConfig, MetricsFn, TrainResult, build_loss_te
                                loss_kernels, make_schedule, precision_dtypes)
 from cimc.cluster.knn import kth_neighbor_distance
 from cimc.config import changed_settings, result_settings
-from cimc.utils import atomic_path, resolve_device, write_text_atomic
+from cimc.utils import array_digest, atomic_path, resolve_device, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,8 @@ class Trainer:
                                config.hidden_init_scale).to(self.device)
         self.optimizer = make_optimizer(self.model, config)
         self.step, self.epoch, self.history = 0, 0, []
+        # C, N and the config alone would match vectors re-extracted into the same file: the bytes tell
+        self.data_digest = array_digest(X) if config.checkpoint_dir else None
         self._load_checkpoint()  # a checkpoint of another run is refused here too, before the radii
         self.eps = self._radii(X) if "vat" in [name for name, _, _ in self.terms] else None
         logger.info("CIMC: N=%d D=%d C=%d losses=%s batch=%d steps/epoch=%d epochs=%d device=%s",
@@ -244,6 +246,7 @@ class Trainer:
                  "supcon_began": self.supcon_began,
                  "epoch": self.epoch, "history": self.history, "generator": self.generator.get_state(),
                  "torch_rng": torch.get_rng_state(), "n_clusters": self.n_clusters, "n_points": len(self.x),
+                 "data_digest": self.data_digest,
                  "config": result_settings(self.config),
                  "terms": {name: term.state() for name, term, _ in self.terms if hasattr(term, "state")}}
         if self.device.startswith("cuda"):
@@ -261,6 +264,9 @@ class Trainer:
         if (state["n_clusters"], state["n_points"]) != (self.n_clusters, len(self.x)):
             raise ValueError(f"{path} was trained with C={state['n_clusters']} on N={state['n_points']} points, "
                              f"not C={self.n_clusters}, N={len(self.x)}; delete it to start afresh")
+        if state.get("data_digest", self.data_digest) != self.data_digest:
+            raise ValueError(f"{path} was trained on other vectors than this run's (the same N={len(self.x)}, other "
+                             f"values: re-extracted, or another input); delete it to start afresh")
         # A checkpoint from before configs were saved ("config" absent) is not checked.
         changed = changed_settings(state["config"], self.config) if "config" in state else {}
         if changed:
