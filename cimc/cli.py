@@ -57,8 +57,18 @@ _register_commands(cli)
 
 
 def main() -> None:
-    """Console entry point (``cimc``)."""
-    cli(prog_name="cimc")
+    """Console entry point (``cimc``).
+
+    A bad input, config or file (ValueError, including ConfigError, or OSError) ends with its message as one
+    ERROR log line and exit status 1; ``cimc -v`` shows the traceback too.
+    """
+    try:
+        cli(prog_name="cimc")
+    except (ValueError, OSError) as err:
+        if logging.getLogger().isEnabledFor(logging.DEBUG):  # -v
+            raise
+        logging.getLogger("cimc").error("%s [%s; `cimc -v ...` shows where]", err, type(err).__name__)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

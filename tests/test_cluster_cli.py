@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -103,11 +104,17 @@ def test_cluster_reads_kaldi_scp_and_estimates_k(corpus):
     assert skm.adjusted_rand_score(y, np.load(root / "sc" / "labels.npy")) == 1.0
 
 
-def test_cluster_leaves_out_excluded_utterances(corpus):
+def test_cluster_leaves_out_excluded_utterances(corpus, caplog):
     from lhotse import load_manifest
 
+    from cimc.cluster.run import drop_excluded
+
     root, ids, _ = corpus
-    (root / "short.txt").write_text(f"{ids[3]} 12\n{ids[40]} 0\n")
+    (root / "short.txt").write_text(f"{ids[3]} 12\n{ids[40]} 0\nnot-an-utterance 3\n")
+    with caplog.at_level(logging.WARNING, logger="cimc.cluster.run"):  # (before the CLI resets logging)
+        kept_ids, _ = drop_excluded(ids, np.zeros((60, 2)), root / "short.txt")
+    assert kept_ids == [u for u in ids if u not in (ids[3], ids[40])]
+    assert "1 of the 3 utterances listed in" in caplog.text and "not among the 60 vectors: not-an-utterance" in caplog.text
     invoke("cluster", "--input", root / "ivectors.npy", "--method", "kmeans", "--num-clusters", 3, "--exclude",
            root / "short.txt", "--cuts", root / "cuts.jsonl.gz", "--output", root / "ex")
     kept = set(read_label_file(root / "ex" / "labels.txt"))
@@ -179,6 +186,19 @@ def test_cluster_metrics_joins_by_utterance_and_matches_sklearn(corpus):
                    root / "t.md").stdout
     assert table.splitlines()[2].startswith("| random |") and table.splitlines()[3].startswith(f"| {root.name} |")
     assert (root / "t.md").read_text() == table
+
+
+def test_undefined_metrics_are_json_null(corpus):
+    """One predicted cluster: silhouette, Calinski-Harabasz and Davies-Bouldin are undefined, written as null
+    (strict JSON: Python's default would write NaN, which other parsers reject); cluster-table leaves them blank."""
+    root, ids, _ = corpus
+    (root / "one.txt").write_text("".join(f"{u} 0\n" for u in ids))
+    invoke("cluster-metrics", "--ref", root / "utt2spk", "--hyp", root / "one.txt", "--features",
+           root / "ivectors.npy", "--output", root / "one.json")
+    text = (root / "one.json").read_text()
+    metrics = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert metrics["silhouette"] is None and metrics["num_clusters"] == 1
+    assert invoke("cluster-table", f"one={root / 'one.json'}").stdout.splitlines()[2].startswith("| one |")
 
 
 def test_cluster_metrics_on_vectors_already_in_utterance_order(corpus):
@@ -356,6 +376,45 @@ def test_cluster_rejects_a_wrong_cuts_file_before_clustering(corpus):
     assert not (root / "wrong" / "labels.npy").exists()
 
 
+def test_utterances_without_a_cut_stop_the_run_before_clustering(corpus, monkeypatch):
+    from lhotse import load_manifest
+
+    from cimc.cluster.baselines import KMeansClusterer
+
+    root, ids, _ = corpus
+    load_manifest(root / "cuts.jsonl.gz").subset(cut_ids=ids[2:]).to_file(root / "fewer.jsonl.gz")
+    monkeypatch.setattr(KMeansClusterer, "fit_predict", lambda *a, **k: pytest.fail("clustered before the check"))
+    with pytest.raises(ValueError, match=f"2 of the 60 utterances to cluster have no cut in .*fewer.jsonl.gz: "
+                                         f"{ids[0]}, {ids[1]}"):
+        invoke_raising("cluster", "--input", root / "ivectors.npy", "--method", "kmeans", "--num-clusters", 3,
+                       "--cuts", root / "fewer.jsonl.gz", "--output", root / "km")
+
+
+def test_reclustering_an_unfinished_folder_leaves_nothing_of_the_earlier_request(corpus):
+    """With .done deleted the folder is clustered again: the old cuts (none asked for now) do not survive, and
+    a finished folder asked for cuts from another manifest writes those."""
+    from lhotse import load_manifest
+    from lhotse.utils import fastcopy
+
+    root, ids, _ = corpus
+    out = root / "km"
+    args = ["cluster", "--input", root / "ivectors.npy", "--method", "kmeans", "--output", out]
+    invoke(*args, "--num-clusters", 3, "--cuts", root / "cuts.jsonl.gz")
+    (out / ".done").unlink()
+    invoke(*args, "--num-clusters", 2)
+    assert not (out / "cuts.jsonl.gz").exists()
+    assert json.loads((out / "summary.json").read_text())["cuts"] is None
+    invoke(*args, "--num-clusters", 2, "--cuts", root / "cuts.jsonl.gz")
+    load_manifest(root / "cuts.jsonl.gz").map_supervisions(
+        lambda s: fastcopy(s, speaker=f"other-{s.speaker}")).to_file(root / "renamed.jsonl.gz")
+    invoke(*args, "--num-clusters", 2, "--cuts", root / "renamed.jsonl.gz")  # another manifest: rewritten
+    labels = np.load(out / "labels.npy")
+    cuts = load_manifest(out / "cuts.jsonl.gz")
+    assert [(c.id, c.supervisions[0].speaker) for c in cuts] == [(u, str(l)) for u, l in zip(ids, labels)]
+    assert all(c.supervisions[0].custom[TRUE_SPEAKER_KEY].startswith("other-spk") for c in cuts)
+    assert json.loads((out / "summary.json").read_text())["cuts"] == str((root / "renamed.jsonl.gz").resolve())
+
+
 def test_all_zero_vectors_are_named_by_utterance(corpus):
     """A zero vector has no direction: methods that l2-normalise stop naming it; raw k-means keeps it."""
     root, ids, _ = corpus
@@ -432,3 +491,20 @@ def test_cluster_writes_the_training_curves_of_cimc_only(corpus):
     invoke("cluster", "--input", root / "ivectors.npy", "--method", "kmeans", "--num-clusters", 3, "--output",
            root / "k")
     assert not (root / "k" / "training.png").exists()
+
+
+def test_the_cimc_command_ends_a_bad_input_with_its_message_not_a_traceback(corpus, monkeypatch, capsys):
+    from cimc.cli import main
+
+    root, _, _ = corpus
+    args = ["cimc", "cluster", "--input", str(root / "ivectors.npy"), "--method", "kmeans", "--num-clusters", "99",
+            "--output", str(root / "km")]
+    monkeypatch.setattr("sys.argv", args)
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and "Traceback" not in err
+    assert "ERROR" in err and "n_clusters=99 must be between 1 and the number of points 60 [ValueError" in err
+    monkeypatch.setattr("sys.argv", args[:1] + ["-v"] + args[1:])
+    with pytest.raises(ValueError, match="n_clusters=99"):  # -v: the traceback too
+        main()

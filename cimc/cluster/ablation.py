@@ -31,7 +31,7 @@ import yaml
 
 from cimc.cluster.run import cluster_to_dir, evaluate_label_files, load_method
 from cimc.config import ConfigError, from_dict
-from cimc.metrics.clustering import METRIC_NAMES
+from cimc.metrics.clustering import METRIC_NAMES, metrics_json
 from cimc.utils import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def run_ablation(input_path: str | Path, ref_path: str | Path, rows: Sequence[Ab
             else:
                 metrics = evaluate_label_files(ref_path, run_dir / "labels.txt",
                                                features=input_path if feature_metrics else None)
-                write_text_atomic(metrics_file, json.dumps(metrics, indent=2) + "\n")
+                write_text_atomic(metrics_file, metrics_json(metrics))
             results.append({"row": row.name, "losses": losses[row.name], "C": c, **metrics})
     write_text_atomic(output_dir / "table.md", ablation_markdown(results))
     write_text_atomic(output_dir / "table.csv", ablation_csv(results))

@@ -62,11 +62,11 @@ def cluster_metrics_command(ref, hyp, features, silhouette_sample, name, output)
         --features exp/ivector/ivectors_train.npy --output exp/cluster/cimc/metrics.json
     """
     from cimc.cluster.run import evaluate_label_files
-    from cimc.metrics.clustering import metrics_table
+    from cimc.metrics.clustering import metrics_json, metrics_table
     from cimc.utils import write_text_atomic
 
     metrics = evaluate_label_files(ref, hyp, features, silhouette_sample or None)
-    write_text_atomic(output, json.dumps(metrics, indent=2) + "\n")
+    write_text_atomic(output, metrics_json(metrics))
     click.echo(metrics_table({name or _row_name(hyp): metrics}), nl=False)
 
 

@@ -6,10 +6,12 @@ Output folder of :func:`cluster_to_dir`::
     DIR/labels.txt      "utt label" lines
     DIR/cuts.jsonl.gz   (given cuts) pseudo-label as supervision speaker, true one in custom
     DIR/config.yaml     the method's resolved config (reusable with --config)
-    DIR/summary.json    method, requested and found number of clusters, N, seconds
+    DIR/summary.json    method, input, --exclude and --cuts files, requested and found number of clusters, N, seconds
     DIR/training.png    (CIMC, IMSAT) loss terms, entropies, clusters used, ACC / NMI (--ref) per epoch
-    DIR/.done           written last: a rerun of the same request skips a finished folder; a rerun of
-                        another (method, C, input, --exclude, a config field that changes the result) is refused
+    DIR/checkpoint/     (CIMC, IMSAT) resumed by a rerun unless it holds another C, config or vectors
+    DIR/.done           written last: a rerun of the same request skips a finished folder (writing the cuts
+                        when they are asked for now from another manifest); a rerun of another (method, C, input,
+                        --exclude, a config field that changes the result) is refused
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from cimc.cluster.cimc import make_schedule
 from cimc.cluster.labels import join_labels, read_label_file, write_labels, write_pseudo_label_cuts
 from cimc.cluster.plot import plot_training
 from cimc.config import load_config, save_config, saved_config_changes
-from cimc.data.layout import open_cuts
+from cimc.data.layout import iter_cuts, open_cuts
 from cimc.metrics.clustering import DEFAULT_SILHOUETTE_SAMPLE, clustering_metrics
 from cimc.utils import is_done, mark_done, name_some, warn_if_newer, write_text_atomic
 from cimc.vectors import load_vectors
@@ -61,6 +63,10 @@ def drop_excluded(ids: Sequence[str], X: np.ndarray, exclude: str | Path) -> tup
     keep = np.array([u not in skip for u in ids], dtype=bool)
     if not keep.any():
         raise ValueError(f"{exclude} excludes every one of the {len(ids)} utterances")
+    unknown = skip.difference(ids)
+    if unknown:  # most likely a list of another set (or of other ids) than these vectors'
+        logger.warning("%d of the %d utterances listed in %s are not among the %d vectors: %s", len(unknown),
+                       len(skip), exclude, len(ids), name_some(sorted(unknown)))
     logger.info("leaving out %d utterances listed in %s", int((~keep).sum()), exclude)
     return [u for u, k in zip(ids, keep) if k], X[keep]
 
@@ -109,6 +115,37 @@ def check_finished_request(output_dir: Path, method: str, n_clusters: int | None
     warn_if_newer(input_path, output_dir)
 
 
+# What a run writes, and the metrics.json that stage 5 and the ablation write beside it: an unfinished folder's
+# copies are removed before it clusters again, so nothing of an earlier request (its cuts when none are asked for
+# now, its training curves, its metrics) is left beside the new labels.
+RESULT_FILES = ("labels.npy", "labels.txt", "cuts.jsonl.gz", "config.yaml", "summary.json", "training.png",
+                "metrics.json")
+
+
+def check_cuts_cover(cuts: str | Path, ids: Sequence[str]) -> None:
+    """Raise naming the utterances of ``ids`` that have no cut in ``cuts``: found before clustering, not after."""
+    have = {cut.id for cut in iter_cuts(cuts)}
+    missing = [u for u in ids if u not in have]
+    if missing:
+        raise ValueError(f"{len(missing)} of the {len(ids)} utterances to cluster have no cut in {cuts}: "
+                         f"{name_some(missing)}")
+
+
+def _write_cuts_of_finished(output_dir: Path, cuts: str | Path) -> None:
+    """Pseudo-labelled cuts from a finished folder's stored labels and ``cuts``; summary.json records which."""
+    summary_path = output_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    if (output_dir / "cuts.jsonl.gz").is_file() and _same_file(summary.get("cuts"), cuts):
+        return
+    stored = read_label_file(output_dir / "labels.txt")
+    written = write_pseudo_label_cuts(cuts, list(stored), np.array([int(l) for l in stored.values()]),
+                                      output_dir / "cuts.jsonl.gz")
+    logger.info("wrote %d cuts of %s with the stored pseudo-labels to %s", written, cuts, output_dir / "cuts.jsonl.gz")
+    if summary:
+        summary["cuts"] = str(Path(cuts).resolve())
+        write_text_atomic(summary_path, json.dumps(summary, indent=2) + "\n")
+
+
 def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, output_dir: str | Path,
                    config_path: str | Path | None = None, overrides: Sequence[str] = (),
                    cuts: str | Path | None = None, ref: str | Path | None = None,
@@ -116,7 +153,8 @@ def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, 
     """Cluster the vectors at ``input_path`` (.npy [+ .ids], .scp, .ark) and write ``output_dir`` (see module doc).
 
     Skips the work when ``output_dir/.done`` exists and holds the same request (returns the stored labels,
-    and writes the cuts if they are asked for now and were not then); another request raises, naming what
+    and writes the cuts if they are asked for now and were not then, or from another manifest); another request
+    raises, naming what
     differs (:func:`check_finished_request`). A method with a
     ``checkpoint_dir`` config field (CIMC) that leaves it empty checkpoints into ``output_dir/checkpoint``
     so an interrupted run resumes. ``ref`` (``utt label``) is passed to methods that log metrics per epoch.
@@ -134,15 +172,16 @@ def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, 
     if is_done(output_dir):
         check_finished_request(output_dir, method, n_clusters, input_path, exclude, clusterer.config)
         logger.info("%s is done; delete it (or its .done) to recluster", output_dir)
-        if cuts is not None and not (output_dir / "cuts.jsonl.gz").is_file():
-            stored = read_label_file(output_dir / "labels.txt")
-            written = write_pseudo_label_cuts(cuts, list(stored), np.array([int(l) for l in stored.values()]),
-                                              output_dir / "cuts.jsonl.gz")
-            logger.info("wrote %d cuts with the stored pseudo-labels to %s", written, output_dir / "cuts.jsonl.gz")
+        if cuts is not None:  # asked for now and not then, or from another manifest: (re)written
+            _write_cuts_of_finished(output_dir, cuts)
         return np.load(output_dir / "labels.npy")
+    for name in RESULT_FILES:
+        (output_dir / name).unlink(missing_ok=True)
     ids, X = load_vectors(input_path)
     if exclude is not None:
         ids, X = drop_excluded(ids, X, exclude)
+    if cuts is not None:
+        check_cuts_cover(cuts, ids)
     if getattr(clusterer.config, "l2_normalize", True):  # CIMC always normalises
         check_directions(ids, X, input_path)
     kwargs: dict[str, Any] = {}
@@ -169,6 +208,7 @@ def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, 
     # Absolute paths: a rerun from another directory is still recognised as the same request.
     summary = {"method": method, "input": str(Path(input_path).resolve()),
                "excluded_by": str(Path(exclude).resolve()) if exclude else None,
+               "cuts": str(Path(cuts).resolve()) if cuts else None,
                "num_vectors": len(ids), "requested_clusters": n_clusters,
                "nonempty_clusters": found, "seconds": round(seconds, 3)}
     write_text_atomic(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

@@ -22,6 +22,7 @@ Why it is fast:
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 from typing import TYPE_CHECKING, Sequence
@@ -417,6 +418,12 @@ def clustering_metrics(labels_true: Sequence | np.ndarray, labels_pred: Sequence
         result.update(feature_metrics(features, labels_pred, silhouette_sample, seed))
     result["num_clusters"] = float(table.shape[1])
     return {name: result[name] for name in METRIC_NAMES if name in result}
+
+
+def metrics_json(metrics: dict[str, float]) -> str:
+    """``metrics`` as strict JSON: an undefined value (NaN, e.g. the silhouette of one cluster) becomes null."""
+    defined = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()}
+    return json.dumps(defined, indent=2, allow_nan=False) + "\n"
 
 
 def metrics_table(rows: dict[str, dict[str, float]], digits: int = 3) -> str:
