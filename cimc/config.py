@@ -116,12 +116,35 @@ def require_choice(config: Any, name: str, choices: typing.Sequence[str]) -> Non
         raise ValueError(f"{name} {getattr(config, name)!r}: use one of {', '.join(choices)}")
 
 
+def parse_yaml(text: str, where: str, position: bool = True) -> Any:
+    """``yaml.safe_load(text)``; a syntax error raises :class:`ConfigError` naming ``where`` (a file, or an
+    override) and, if ``position``, the line and column, where PyYAML names only ``<unicode string>``."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None and position else ""
+        context = getattr(e, "context", None)
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{where}{at}: invalid YAML{f' ({context})' if context else ''}: {problem}") from e
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The YAML document in file ``path``; a binary file or a syntax error raises :class:`ConfigError` naming it."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text file (a YAML config expected; not UTF-8 text)") from e
+    return parse_yaml(text, str(path))
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Split ``key=value`` (value parsed as YAML, so ``lr=0.1`` is a float, ``losses=[imsat]`` a list)."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not of the form key=value")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw)
+    return key.strip(), parse_yaml(raw, f"override {text!r}", position=False)
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> T:
@@ -134,7 +157,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = read_yaml(path) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: top level must be a mapping, got {type(loaded).__name__}")
         values.update(loaded)
@@ -210,7 +233,7 @@ def saved_config_changes(saved_path: str | Path, config: Any, may_change: typing
     saved_path = Path(saved_path)
     if not saved_path.is_file():
         return []
-    changed = changed_settings(yaml.safe_load(saved_path.read_text()) or {}, config)
+    changed = changed_settings(read_yaml(saved_path) or {}, config)
     return [f"{k} {saved!r} -> {asked!r}" for k, (saved, asked) in sorted(changed.items())
             if not _covered(k, may_change)]
 

@@ -15,9 +15,25 @@ import numpy as np
 from cimc.utils import atomic_path, check_unique, write_text_atomic
 
 
+VECTOR_SUFFIXES = (".npy", ".ids", ".ark", ".scp")
+ACCEPTED_FORMS = "PREFIX.npy (with PREFIX.ids), PREFIX.ark or PREFIX.scp"
+
+
 def _strip(path: str | Path) -> Path:
     path = Path(path)
-    return path.with_suffix("") if path.suffix in {".npy", ".ids", ".ark", ".scp"} else path
+    return path.with_suffix("") if path.suffix in VECTOR_SUFFIXES else path
+
+
+def read_text(path: str | Path, expected: str) -> str:
+    """The UTF-8 text of ``path``; a binary file raises ``ValueError`` naming it and ``expected`` (what it should
+    hold), where Python would raise a ``UnicodeDecodeError`` that names neither."""
+    path = Path(path)
+    data = path.read_bytes()  # decoded in one piece, so the offset below is the file's
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a text file ({expected} expected; byte 0x{data[e.start]:02x} at offset "
+                         f"{e.start} is not UTF-8)") from e
 
 
 def save_vectors(prefix: str | Path, ids: Sequence[str], vectors: np.ndarray, kaldi: bool = False) -> None:
@@ -42,7 +58,8 @@ def _read_scp(scp: Path) -> list[tuple[str, np.ndarray]]:
     """(utt, vector) in line order; a line that cannot be read is named by file, line and utterance."""
     import kaldiio
 
-    entries = [(n, line.strip()) for n, line in enumerate(scp.read_text().splitlines(), start=1) if line.strip()]
+    text = read_text(scp, "'utterance rxspecifier' lines")
+    entries = [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
     for lineno, line in entries:
         if len(line.split(maxsplit=1)) != 2:
             raise ValueError(f"{scp}:{lineno}: expected 'utterance rxspecifier', got {line!r}")
@@ -56,13 +73,41 @@ def _read_scp(scp: Path) -> list[tuple[str, np.ndarray]]:
     return items
 
 
+def _read_ark(ark: Path) -> list[tuple[str, np.ndarray]]:
+    """(utt, vector) in file order; an entry that cannot be read is named by file, utterance and position.
+
+    kaldiio's ``load_ark`` loop, so that its errors ("buffer size must be a multiple of element size" for a
+    truncated ark, "... is not a digit" for text that is no ark) can name what was being read.
+    """
+    from kaldiio.matio import read_kaldi, read_token
+
+    items: list[tuple[str, np.ndarray]] = []
+    with ark.open("rb") as f:
+        while True:
+            utt = None
+            try:
+                utt = read_token(f)
+                if utt is None:  # the end of the file
+                    break
+                items.append((utt, read_kaldi(f)))
+            except Exception as e:  # kaldiio raises ValueError, RuntimeError, UnicodeDecodeError, ...
+                what = f"utterance {utt!r}" if utt is not None else "the utterance id"
+                reason = " ".join(str(e).split())  # kaldiio's own messages span lines
+                raise ValueError(f"{ark}: cannot read {what} (entry {len(items) + 1}) as a Kaldi vector (expected a "
+                                 f"binary ark, or text 'utterance [ v1 v2 ... ]' lines; truncated?): {reason}") from e
+    return items
+
+
 def _stack(path: Path, items: Sequence[tuple[str, np.ndarray]]) -> tuple[list[str], np.ndarray]:
-    """Check ids are unique and vectors of one size; return (ids, (N, D) float32)."""
+    """Check ids are unique and vectors of one size; return (ids, (N, D)) in the vectors' own dtype
+    (:func:`_as_float32` casts and checks it)."""
     if not items:
         raise ValueError(f"{path}: no vectors")
     ids = [utt for utt, _ in items]
     check_unique(ids, "utterance", path)
-    rows = [np.asarray(v, dtype=np.float32).reshape(-1) for _, v in items]
+    rows = [np.asarray(v).reshape(-1) for _, v in items]
+    if rows[0].size == 0:
+        raise ValueError(f"{path}: the vectors have dimension 0 (utterance {ids[0]!r} has no values)")
     for utt, row in zip(ids, rows):
         if row.size != rows[0].size:
             raise ValueError(f"{path}: utterance {utt!r} has {row.size} values, {ids[0]!r} has {rows[0].size}")
@@ -81,45 +126,65 @@ def nonfinite_rows(vectors: np.ndarray) -> np.ndarray:
     return np.flatnonzero(~np.isfinite(vectors.sum(axis=1, dtype=np.float64)))
 
 
-def _check_finite(path: Path, ids: Sequence[str], vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Raise naming the first utterance whose vector holds NaN or inf (a metric or a score would be NaN)."""
-    bad = nonfinite_rows(vectors)
-    if bad.size:
-        raise ValueError(f"{path}: the vector of utterance {ids[bad[0]]!r} (row {bad[0]}) holds NaN or inf; "
-                         f"{bad.size} of {len(ids)} vectors do")
-    return list(ids), vectors
+def _as_float32(path: Path, ids: Sequence[str], vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """``vectors`` (N, D) as float32; raise naming the first utterance whose vector holds NaN or inf (a metric or
+    a score would be NaN), or a value too large for float32 (a float64 1e39 would become inf)."""
+    with np.errstate(over="ignore"):  # an overflow is reported below, by utterance
+        cast = vectors.astype(np.float32, copy=False)
+    bad = nonfinite_rows(cast)
+    if not bad.size:
+        return list(ids), cast
+    nonfinite = bad if cast is vectors else nonfinite_rows(vectors)  # rows that were so before the cast
+    first = int(bad[0])
+    if nonfinite.size and nonfinite[0] == first:
+        raise ValueError(f"{path}: the vector of utterance {ids[first]!r} (row {first}) holds NaN or inf; "
+                         f"{nonfinite.size} of {len(ids)} vectors do")
+    overflow = np.setdiff1d(bad, nonfinite)
+    largest = float(np.abs(vectors[first]).max())
+    raise ValueError(f"{path}: the vector of utterance {ids[first]!r} (row {first}) overflows float32 "
+                     f"({largest:.3g}; float32 holds magnitudes up to {float(np.finfo(np.float32).max):.2g}); "
+                     f"{overflow.size} of {len(ids)} vectors do")
 
 
 def load_vectors(path: str | Path) -> tuple[list[str], np.ndarray]:
     """Load (ids, vectors (N, D) float32) from ``X.npy`` (+ ``X.ids``), ``X.scp`` or ``X.ark``.
 
-    A .npy without a .ids file gets ids ``"0" .. "N-1"``. Ids must be unique; values must be finite.
+    A .npy without a .ids file gets ids ``"0" .. "N-1"``. Ids must be unique; values must be finite in float32.
+    A file that cannot be read raises ``ValueError`` naming it (and the utterance, where one is known).
     """
     path = Path(path)
+    if path.suffix and path.suffix not in VECTOR_SUFFIXES:  # x.npz would otherwise be looked for as x.npy
+        raise ValueError(f"{path}: unsupported vectors file suffix {path.suffix!r}; give {ACCEPTED_FORMS}")
     if path.suffix == ".scp":
-        return _check_finite(path, *_stack(path, _read_scp(path)))
+        return _as_float32(path, *_stack(path, _read_scp(path)))
     if path.suffix == ".ark":
-        import kaldiio
-
-        return _check_finite(path, *_stack(path, list(kaldiio.load_ark(str(path)))))
+        return _as_float32(path, *_stack(path, _read_ark(path)))
     npy = _strip(path).with_suffix(".npy")
     if not npy.is_file():
         raise FileNotFoundError(f"vectors file {npy} does not exist")
+    if npy.stat().st_size == 0:  # np.load raises a bare EOFError
+        raise ValueError(f"{npy}: the file is empty; expected a .npy matrix")
     try:
         vectors = np.load(npy)
-    except (OSError, ValueError) as e:  # not a .npy, truncated, or an object array
+    except (OSError, ValueError, EOFError) as e:  # not a .npy, truncated, or an object array
         raise ValueError(f"{npy}: cannot read it as a .npy matrix: {e}") from e
+    if not isinstance(vectors, np.ndarray):  # np.load opens a zip as an NpzFile
+        vectors.close()
+        raise ValueError(f"{npy}: a .npz archive, not a .npy matrix; save the matrix with np.save")
     if not np.issubdtype(vectors.dtype, np.number) or np.issubdtype(vectors.dtype, np.complexfloating):
         raise ValueError(f"{npy}: expected a matrix of real numbers, got dtype {vectors.dtype}")
-    vectors = vectors.astype(np.float32, copy=False)
     if vectors.ndim != 2:
         raise ValueError(f"{npy}: expected an (N, D) matrix, got shape {vectors.shape}")
+    if vectors.shape[0] == 0:
+        raise ValueError(f"{npy}: no vectors (shape {vectors.shape})")
+    if vectors.shape[1] == 0:  # else every vector would look all-zero downstream
+        raise ValueError(f"{npy}: the vectors have dimension 0 (shape {vectors.shape}); expected (N, D) with D >= 1")
     ids_file = npy.with_suffix(".ids")
     if ids_file.is_file():
-        ids = ids_file.read_text().split()
+        ids = read_text(ids_file, "utterance ids, one a line").split()
         if len(ids) != vectors.shape[0]:
             raise ValueError(f"{ids_file}: {len(ids)} ids for {vectors.shape[0]} rows of {npy}")
         check_unique(ids, "utterance", ids_file)
     else:
         ids = [str(i) for i in range(vectors.shape[0])]
-    return _check_finite(npy, ids, vectors)
+    return _as_float32(npy, ids, vectors)

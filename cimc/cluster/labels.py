@@ -34,23 +34,27 @@ def read_label_file(path: str | Path) -> dict[str, str]:
     """Read ``utt label`` lines (Kaldi utt2spk, labels.txt) into {utt: label}.
 
     Blank lines are skipped; a line without exactly two fields or a repeated utterance raises
-    ``ValueError`` naming the file and line.
+    ``ValueError`` naming the file and line, a binary file (not UTF-8 text) one naming the file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"label file {path} does not exist")
     labels: dict[str, str] = {}
-    with path.open() as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2:
-                raise ValueError(f"{path}:{lineno}: expected 'utterance label', got {line.strip()!r}")
-            utt, label = fields
-            if utt in labels:
-                raise ValueError(f"{path}:{lineno}: utterance {utt!r} appears twice")
-            labels[utt] = label
+    try:
+        with path.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                fields = line.split()
+                if not fields:
+                    continue
+                if len(fields) != 2:
+                    raise ValueError(f"{path}:{lineno}: expected 'utterance label', got {line.strip()!r}")
+                utt, label = fields
+                if utt in labels:
+                    raise ValueError(f"{path}:{lineno}: utterance {utt!r} appears twice")
+                labels[utt] = label
+    except UnicodeDecodeError as e:  # e.g. labels.npy given for labels.txt; Python's message names no file
+        hint = "; a .npy holds no utterance ids: give the labels.txt beside it" if path.suffix == ".npy" else ""
+        raise ValueError(f"{path}: not a text file of 'utterance label' lines (not UTF-8 text){hint}") from e
     if not labels:
         raise ValueError(f"{path}: no labels")
     return labels
