@@ -185,6 +185,8 @@ def test_ahc_refuses_a_linkage_that_chains_along_the_knn_graph(linkage):
     with pytest.raises(ValueError, match=f"300 points > max_exact_points 100.*linkage '{linkage}'.*ward"):
         method("ahc", linkage=linkage, max_exact_points=100, n_neighbors=10).fit_predict(X, 5)
     assert adjusted_rand_score(y, method("ahc", linkage=linkage).fit_predict(X, 5)) > 0.95  # exact: allowed
+    with pytest.raises(ValueError, match="k-NN graph, which takes metric euclidean or cosine, not 'manhattan'"):
+        method("ahc", linkage="single", metric="manhattan", max_exact_points=100).fit_predict(X, 5)
     assert adjusted_rand_score(y, method("ahc", linkage="ward", max_exact_points=100, n_neighbors=10)
                                .fit_predict(X, 5)) > 0.95
 
@@ -256,6 +258,11 @@ def test_bad_input_is_named():
     ("kmeans", "n_init", 0), ("kmeans", "max_iter", 0), ("kmeans", "chunk_size", -5),  # torch backend: obscure
     ("kmeans", "init_sample", 0), ("spectral", "pruning", 0.0), ("spectral", "pruning", 2.0),
     ("spectral", "max_clusters", 1),
+    ("minibatch-kmeans", "batch_size", 0), ("minibatch-kmeans", "max_iter", 0), ("minibatch-kmeans", "n_init", 0),
+    ("minibatch-kmeans", "max_no_improvement", -1), ("minibatch-kmeans", "reassignment_ratio", -0.5),
+    ("ahc", "n_neighbors", 0), ("ahc", "max_exact_points", -1), ("ahc", "distance_threshold", -1.0),
+    ("birch", "threshold", -1.0), ("birch", "threshold", 0.0), ("birch", "branching_factor", 1),
+    ("spectral", "n_neighbors", 0),
 ])
 def test_baseline_configs_reject_values_by_name(name, field, value):
     from cimc.config import ConfigError, load_config
@@ -263,3 +270,43 @@ def test_baseline_configs_reject_values_by_name(name, field, value):
 
     with pytest.raises(ConfigError, match=rf"{field} must be .*, got {value}"):
         load_config(config_class(name), None, [f"{field}={value}"])
+
+
+@pytest.mark.parametrize("name, override, message", [
+    ("ahc", "linkage=foo", r"linkage 'foo': use one of ward, average, complete, single"),
+    ("ahc", "metric=foo", r"metric 'foo': use one of .*euclidean"),
+    ("ahc", "metric=precomputed", r"metric 'precomputed': use one of"),  # our input is vectors, not distances
+    ("ahc", "metric=cosine", r"metric must be euclidean with linkage ward, got 'cosine'"),
+    ("spectral", "assign_labels=foo", r"assign_labels 'foo': use one of kmeans, discretize, cluster_qr"),
+    ("spectral", "affinity=rbf", r"affinity 'rbf': use one of cosine, nearest_neighbors"),
+])
+def test_baseline_configs_reject_choices_by_name(name, override, message):
+    from cimc.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=rf"^{config_class(name).__name__}: {message}"):
+        load_config(config_class(name), None, [override])
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("ahc", ["linkage=average", "metric=cosine"]), ("ahc", ["linkage=single", "metric=manhattan"]),
+    ("ahc", ["max_exact_points=0", "distance_threshold=0"]), ("birch", ["threshold=0.01", "branching_factor=2"]),
+    ("minibatch-kmeans", ["batch_size=1", "max_no_improvement=0", "reassignment_ratio=0"]),
+    ("spectral", ["assign_labels=discretize"]), ("spectral", ["assign_labels=cluster_qr"]),
+])
+@pytest.mark.filterwarnings("ignore:Graph is not fully connected")  # pruned cosine affinity of 60 points
+def test_baseline_configs_keep_what_scikit_learn_accepts(name, overrides):
+    from cimc.config import load_config
+
+    X, y = blobs(n=60, k=3, dim=8, seed=4, std=0.3)
+    labels = make_clusterer(name, load_config(config_class(name), None, overrides)).fit_predict(X, 3)
+    assert adjusted_rand_score(y, labels) > 0.9
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_one_point_is_one_cluster(name):
+    X = np.array([[0.3, -1.0, 2.0]], dtype=np.float32)
+    labels = make_clusterer(name).fit_predict(X, 1)
+    assert labels.dtype == np.int64 and labels.tolist() == [0]
+    if name in ("ahc", "birch", "spectral"):  # the methods that can estimate K
+        config = {"distance_threshold": 0.5} if name == "ahc" else {}
+        assert method(name, **config).fit_predict(X, None).tolist() == [0]

@@ -139,6 +139,13 @@ class MiniBatchKMeansConfig:
     l2_normalize: bool = True
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        # The ranges scikit-learn's MiniBatchKMeans accepts, checked before any vectors are read
+        for name in ("batch_size", "max_iter", "n_init"):
+            require(self, name, getattr(self, name) >= 1, ">= 1")
+        require(self, "max_no_improvement", self.max_no_improvement >= 0, ">= 0")
+        require(self, "reassignment_ratio", self.reassignment_ratio >= 0, ">= 0")
+
 
 @register_clusterer("minibatch-kmeans", config=MiniBatchKMeansConfig)
 class MiniBatchKMeansClusterer(Clusterer):
@@ -155,6 +162,15 @@ class MiniBatchKMeansClusterer(Clusterer):
                                 max_no_improvement=cfg.max_no_improvement,
                                 reassignment_ratio=cfg.reassignment_ratio, random_state=cfg.seed)
         return encode_labels(model.fit_predict(X))
+
+
+AHC_LINKAGES = ("ward", "average", "complete", "single")
+# scikit-learn's AgglomerativeClustering metrics that work on vectors without parameters of their own: not
+# precomputed (our input is vectors, not distances), haversine (2-d only), nan_euclidean or wminkowski (which
+# scipy's linkage does not know)
+AHC_METRICS = ("euclidean", "l2", "sqeuclidean", "cosine", "l1", "manhattan", "cityblock", "minkowski", "chebyshev",
+               "canberra", "braycurtis", "correlation", "seuclidean", "mahalanobis", "hamming", "matching", "jaccard",
+               "dice", "rogerstanimoto", "russellrao", "sokalsneath", "yule")
 
 
 @dataclasses.dataclass
@@ -178,6 +194,15 @@ class AhcConfig:
     n_neighbors: int = 15
     device: str = "auto"  # of the k-NN search above max_exact_points
     l2_normalize: bool = True
+
+    def __post_init__(self) -> None:
+        require_choice(self, "linkage", AHC_LINKAGES)
+        require_choice(self, "metric", AHC_METRICS)
+        require(self, "metric", self.linkage != "ward" or self.metric == "euclidean", "euclidean with linkage ward")
+        require(self, "distance_threshold", self.distance_threshold is None or self.distance_threshold >= 0,
+                "null (n_clusters given) or >= 0")
+        require(self, "max_exact_points", self.max_exact_points >= 0, ">= 0 (0: always the k-NN graph)")
+        require(self, "n_neighbors", self.n_neighbors >= 1, ">= 1")
 
 
 def knn_graph(X: np.ndarray, n_neighbors: int, device: str = "auto"):
@@ -246,6 +271,7 @@ def _argmin_per_group(values: np.ndarray, group: np.ndarray, count: int) -> np.n
 
 # Linkages that a k-NN graph does not approximate (AhcClusterer.fit_predict says why)
 GRAPH_UNSOUND_LINKAGES = frozenset({"average", "complete"})
+GRAPH_METRICS = frozenset({"euclidean", "l2", "cosine"})
 
 
 @register_clusterer("ahc", config=AhcConfig)
@@ -274,6 +300,9 @@ class AhcClusterer(Clusterer):
                     f"and linkage '{cfg.linkage}' along a graph chains into a few large clusters; use linkage ward "
                     f"(or single) there, or raise max_exact_points (exact: about {len(X) ** 2 * 4 / 1e9:.3g} GB of "
                     "pairwise distances)")
+            if cfg.metric not in GRAPH_METRICS:  # the graph is searched by euclidean distance on unit vectors
+                raise ValueError(f"ahc: {len(X)} points > max_exact_points {cfg.max_exact_points}, where merges follow "
+                                 f"a k-NN graph, which takes metric euclidean or cosine, not {cfg.metric!r}")
             logger.info("ahc: %d points > max_exact_points %d: merging only along a %d-NN connectivity graph "
                         "(approximate dendrogram)", len(X), cfg.max_exact_points, cfg.n_neighbors)
             connectivity = knn_graph(X, cfg.n_neighbors, cfg.device)
@@ -305,6 +334,7 @@ class SpectralConfig:
 
     def __post_init__(self) -> None:
         require_choice(self, "affinity", ("cosine", "nearest_neighbors"))
+        require_choice(self, "assign_labels", ("kmeans", "discretize", "cluster_qr"))  # scikit-learn's choices
         require(self, "pruning", 0 < self.pruning <= 1, "a fraction in (0, 1]")
         for name in ("n_neighbors", "max_dense_points"):
             require(self, name, getattr(self, name) >= 1, ">= 1")
@@ -447,6 +477,8 @@ class GmmClusterer(Clusterer):
         if n_clusters is None:
             raise _cannot_estimate("gmm")
         X = prepare_input(X, n_clusters, cfg.l2_normalize, "gmm")
+        if len(X) == 1:  # scikit-learn refuses one sample; as ahc, one point is one cluster
+            return np.zeros(1, dtype=np.int64)
         if self.backend(len(X), n_clusters) == "torch":
             from cimc.cluster.gmm import diag_gmm_em
 
@@ -475,6 +507,11 @@ class BirchConfig:
     branching_factor: int = 50
     l2_normalize: bool = True
 
+    def __post_init__(self) -> None:
+        # The ranges scikit-learn's Birch accepts, checked before any vectors are read
+        require(self, "threshold", self.threshold > 0, "> 0")
+        require(self, "branching_factor", self.branching_factor > 1, "> 1")
+
 
 @register_clusterer("birch", config=BirchConfig)
 class BirchClusterer(Clusterer):
@@ -483,6 +520,8 @@ class BirchClusterer(Clusterer):
     def fit_predict(self, X: np.ndarray, n_clusters: int | None = None) -> np.ndarray:
         cfg: BirchConfig = self.config
         X = prepare_input(X, n_clusters, cfg.l2_normalize, "birch")
+        if len(X) == 1:  # scikit-learn refuses one sample; as ahc, one point is one cluster
+            return np.zeros(1, dtype=np.int64)
         from sklearn.cluster import Birch
 
         model = Birch(threshold=cfg.threshold, branching_factor=cfg.branching_factor, n_clusters=n_clusters)
