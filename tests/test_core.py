@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 import typing
 
 import numpy as np
@@ -157,6 +159,20 @@ def test_atomic_path_keeps_old_file_on_failure(tmp_path):
             raise RuntimeError("crash")
     assert out.read_text() == "old"
     assert list(tmp_path.iterdir()) == [out]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_atomic_path_gives_the_mode_a_plain_open_would(tmp_path, umask):
+    """Outputs on a shared exp/ must be as readable as those of open(): 0666 less the umask, not mkstemp's 0600."""
+    old = os.umask(umask)
+    try:
+        (tmp_path / "plain.txt").write_text("x")
+        with atomic_path(tmp_path / "atomic.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "atomic.txt").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode) == 0o666 & ~umask
 
 
 @pytest.mark.parametrize("kaldi", [False, True])
