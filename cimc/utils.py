@@ -104,6 +104,37 @@ def resolve_device(device: str = "auto", cpu_fallback: bool = False) -> str:
     return device
 
 
+class OutputBusyError(OSError):
+    """Another process holds the output folder (:func:`exclusive_dir`)."""
+
+
+@contextlib.contextmanager
+def exclusive_dir(out_dir: str | Path, command: str) -> Iterator[Path]:
+    """Hold ``out_dir/.lock`` (an flock, released when the process ends however it ends) while ``command`` writes
+    ``out_dir``; a second run into the same folder stops at once, naming it, instead of both writing one checkpoint.
+    """
+    import fcntl
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise OutputBusyError(f"{out_dir} is being written by {holder}; wait for it to finish, or give "
+                                  "another output folder") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{command} (pid {os.getpid()})\n")
+        lock.flush()
+        try:
+            yield out_dir
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def is_done(out_dir: str | Path) -> bool:
     """True if ``out_dir`` holds a ``.done`` marker from a finished run."""
     return (Path(out_dir) / ".done").exists()

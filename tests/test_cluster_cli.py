@@ -508,3 +508,17 @@ def test_the_cimc_command_ends_a_bad_input_with_its_message_not_a_traceback(corp
     monkeypatch.setattr("sys.argv", args[:1] + ["-v"] + args[1:])
     with pytest.raises(ValueError, match="n_clusters=99"):  # -v: the traceback too
         main()
+
+
+def test_a_second_run_into_a_folder_being_written_stops_naming_the_first(corpus):
+    from cimc.utils import OutputBusyError, exclusive_dir
+
+    root, _, y = corpus
+    args = ["cluster", "--input", root / "ivectors.npy", "--method", "kmeans", "--num-clusters", 3, "--output",
+            root / "km"]
+    with exclusive_dir(root / "km", "cimc cluster --method cimc"):  # the first run, still training
+        with pytest.raises(OutputBusyError, match=r"km is being written by cimc cluster --method cimc \(pid \d+\)"):
+            invoke_raising(*args)
+        assert not (root / "km" / "labels.npy").exists()
+    invoke(*args)  # once it has finished (or died: the lock goes with its process)
+    assert skm.adjusted_rand_score(y, np.load(root / "km" / "labels.npy")) == 1.0

@@ -12,6 +12,7 @@ Output folder of :func:`cluster_to_dir`::
     DIR/.done           written last: a rerun of the same request skips a finished folder (writing the cuts
                         when they are asked for now from another manifest); a rerun of another (method, C, input,
                         --exclude, a config field that changes the result) is refused
+    DIR/.lock           held while a run writes DIR: a second run into it stops, naming the first
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from cimc.cluster.plot import plot_training
 from cimc.config import load_config, save_config, saved_config_changes
 from cimc.data.layout import iter_cuts, open_cuts
 from cimc.metrics.clustering import DEFAULT_SILHOUETTE_SAMPLE, clustering_metrics
-from cimc.utils import is_done, mark_done, name_some, warn_if_newer, write_text_atomic
+from cimc.utils import exclusive_dir, is_done, mark_done, name_some, warn_if_newer, write_text_atomic
 from cimc.vectors import load_vectors
 
 logger = logging.getLogger(__name__)
@@ -169,51 +170,52 @@ def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, 
         clusterer.config.checkpoint_dir = str(output_dir / "checkpoint")
     if cuts is not None:
         open_cuts(cuts)  # likewise a wrong --cuts file (its first line), before the clustering
-    if is_done(output_dir):
-        check_finished_request(output_dir, method, n_clusters, input_path, exclude, clusterer.config)
-        logger.info("%s is done; delete it (or its .done) to recluster", output_dir)
-        if cuts is not None:  # asked for now and not then, or from another manifest: (re)written
-            _write_cuts_of_finished(output_dir, cuts)
-        return np.load(output_dir / "labels.npy")
-    for name in RESULT_FILES:
-        (output_dir / name).unlink(missing_ok=True)
-    ids, X = load_vectors(input_path)
-    if exclude is not None:
-        ids, X = drop_excluded(ids, X, exclude)
-    if cuts is not None:
-        check_cuts_cover(cuts, ids)
-    if getattr(clusterer.config, "l2_normalize", True):  # CIMC always normalises
-        check_directions(ids, X, input_path)
-    kwargs: dict[str, Any] = {}
-    if ref is not None and "reference_labels" in inspect.signature(clusterer.fit_predict).parameters:
-        kwargs["reference_labels"] = reference_for(ids, ref)
-    logger.info("clustering %d x %d vectors of %s with %s into %s clusters", X.shape[0], X.shape[1], input_path,
-                method, n_clusters if n_clusters is not None else "an estimated number of")
-    start = time.perf_counter()
-    labels = np.asarray(clusterer.fit_predict(X, n_clusters, **kwargs), dtype=np.int64)
-    seconds = time.perf_counter() - start
-    found = int(np.unique(labels).size)
-    logger.info("%s: %d non-empty clusters in %.1f s", method, found, seconds)
-    write_labels(output_dir, ids, labels)
-    history = getattr(clusterer, "history", None)  # the trained methods' per-epoch records
-    if history:
-        plot_training(history, n_clusters, output_dir / "training.png",
-                      title=f"{method}: {X.shape[0]} x {X.shape[1]} vectors of {Path(input_path).name}, C = {n_clusters}",
-                      batch_size=make_schedule(X.shape[0], clusterer.config).batch_size)
-    if clusterer.config is not None:
-        save_config(clusterer.config, output_dir / "config.yaml")
-    if cuts is not None:
-        written = write_pseudo_label_cuts(cuts, ids, labels, output_dir / "cuts.jsonl.gz")
-        logger.info("wrote %d cuts with pseudo-labels to %s", written, output_dir / "cuts.jsonl.gz")
-    # Absolute paths: a rerun from another directory is still recognised as the same request.
-    summary = {"method": method, "input": str(Path(input_path).resolve()),
-               "excluded_by": str(Path(exclude).resolve()) if exclude else None,
-               "cuts": str(Path(cuts).resolve()) if cuts else None,
-               "num_vectors": len(ids), "requested_clusters": n_clusters,
-               "nonempty_clusters": found, "seconds": round(seconds, 3)}
-    write_text_atomic(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    mark_done(output_dir)
-    return labels
+    with exclusive_dir(output_dir, f"cimc cluster --method {method}"):
+        if is_done(output_dir):
+            check_finished_request(output_dir, method, n_clusters, input_path, exclude, clusterer.config)
+            logger.info("%s is done; delete it (or its .done) to recluster", output_dir)
+            if cuts is not None:  # asked for now and not then, or from another manifest: (re)written
+                _write_cuts_of_finished(output_dir, cuts)
+            return np.load(output_dir / "labels.npy")
+        for name in RESULT_FILES:
+            (output_dir / name).unlink(missing_ok=True)
+        ids, X = load_vectors(input_path)
+        if exclude is not None:
+            ids, X = drop_excluded(ids, X, exclude)
+        if cuts is not None:
+            check_cuts_cover(cuts, ids)
+        if getattr(clusterer.config, "l2_normalize", True):  # CIMC always normalises
+            check_directions(ids, X, input_path)
+        kwargs: dict[str, Any] = {}
+        if ref is not None and "reference_labels" in inspect.signature(clusterer.fit_predict).parameters:
+            kwargs["reference_labels"] = reference_for(ids, ref)
+        logger.info("clustering %d x %d vectors of %s with %s into %s clusters", X.shape[0], X.shape[1], input_path,
+                    method, n_clusters if n_clusters is not None else "an estimated number of")
+        start = time.perf_counter()
+        labels = np.asarray(clusterer.fit_predict(X, n_clusters, **kwargs), dtype=np.int64)
+        seconds = time.perf_counter() - start
+        found = int(np.unique(labels).size)
+        logger.info("%s: %d non-empty clusters in %.1f s", method, found, seconds)
+        write_labels(output_dir, ids, labels)
+        history = getattr(clusterer, "history", None)  # the trained methods' per-epoch records
+        if history:
+            plot_training(history, n_clusters, output_dir / "training.png",
+                          title=f"{method}: {X.shape[0]} x {X.shape[1]} vectors of {Path(input_path).name}, C = {n_clusters}",
+                          batch_size=make_schedule(X.shape[0], clusterer.config).batch_size)
+        if clusterer.config is not None:
+            save_config(clusterer.config, output_dir / "config.yaml")
+        if cuts is not None:
+            written = write_pseudo_label_cuts(cuts, ids, labels, output_dir / "cuts.jsonl.gz")
+            logger.info("wrote %d cuts with pseudo-labels to %s", written, output_dir / "cuts.jsonl.gz")
+        # Absolute paths: a rerun from another directory is still recognised as the same request.
+        summary = {"method": method, "input": str(Path(input_path).resolve()),
+                   "excluded_by": str(Path(exclude).resolve()) if exclude else None,
+                   "cuts": str(Path(cuts).resolve()) if cuts else None,
+                   "num_vectors": len(ids), "requested_clusters": n_clusters,
+                   "nonempty_clusters": found, "seconds": round(seconds, 3)}
+        write_text_atomic(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        mark_done(output_dir)
+        return labels
 
 
 def evaluate_label_files(ref_path: str | Path, hyp_path: str | Path, features: str | Path | None = None,
