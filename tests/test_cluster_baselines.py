@@ -223,6 +223,23 @@ def test_knn_graph_components_are_joined_by_a_few_links(recwarn):
     assert not [w for w in recwarn if "connected components" in str(w.message)]
 
 
+def test_birch_is_scikit_learns_up_to_max_exact_points_and_scales_past_it(caplog):
+    """Below max_exact_points centroids the labels are scikit-learn's Birch(n_clusters=K) to the point; above,
+    the global step merges along the centroids' k-NN graph (and says so) and still finds the blobs."""
+    from sklearn.cluster import Birch
+
+    X, y = blobs(n=400, k=6, dim=10, seed=3, std=1.5)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    want = Birch(threshold=0.1, n_clusters=6).fit_predict(X)
+    ours = method("birch", threshold=0.1).fit_predict(X, 6)
+    assert 6 < len(Birch(threshold=0.1, n_clusters=None).fit(X).subcluster_centers_) < 400  # a real global step
+    assert adjusted_rand_score(want, ours) == 1.0
+    with caplog.at_level(logging.INFO, logger="cimc.cluster.baselines"):
+        graph = method("birch", threshold=0.1, max_exact_points=10, n_neighbors=5).fit_predict(X, 6)
+    assert "connectivity graph" in caplog.text
+    assert adjusted_rand_score(y, graph) > 0.9
+
+
 def test_birch_without_n_clusters_keeps_subclusters():
     X, y = blobs(n=300, k=3, dim=8, seed=6, std=0.3)
     labels = method("birch", threshold=0.3).fit_predict(X, None)
