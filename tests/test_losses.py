@@ -103,6 +103,25 @@ def test_entropy_terms_finite_for_saturated_logits():
     assert torch.isfinite(logits.grad).all()
 
 
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_entropy_terms_and_kl_take_exact_zeros(momentum):
+    """A class no row can predict (logit -inf) has p = 0 and adds 0 to each entropy, value and gradient: the
+    closed form on the other two classes (scipy), not 0 * log 0 = NaN."""
+    from scipy.stats import entropy
+
+    logits = torch.tensor([[0.3, -1.2, float("-inf")], [2.0, 0.1, float("-inf")]], requires_grad=True)
+    ctx = L.LossContext(model=None, x=None, logits=logits, eps=None)
+    loss, logged = L.MutualInformationLoss(lam=1.0, mu=1.0, marginal_momentum=momentum)(ctx)
+    loss.backward()
+    probs = torch.softmax(logits.detach()[:, :2].double(), 1).numpy()
+    assert float(logged["H(Y|X)"]) == pytest.approx(entropy(probs, axis=1).mean(), rel=1e-5)
+    if momentum == 0:
+        assert float(logged["H(Y)"]) == pytest.approx(entropy(probs.mean(0)), rel=1e-5)
+    assert torch.isfinite(logits.grad).all() and (logits.grad[:, 2] == 0).all()
+    target = logits.detach()
+    assert float(L.kl_from_logits(target, target)) == pytest.approx(0.0, abs=1e-6)  # KL(p || p) with p_3 = 0
+
+
 def test_mutual_information_loss_weights():
     logits = torch.randn(8, 4)
     cond, marginal = L.entropy_terms(logits)

@@ -70,10 +70,16 @@ def _fp32(t: Tensor) -> Tensor:
     return t if t.dtype == torch.float64 else t.float()
 
 
+def log_softmax_floored(logits: Tensor) -> Tensor:
+    """log softmax (B, C) in fp32, -inf raised to the lowest finite float: then p log p is 0 * finite = 0 where p = 0,
+    value and gradient, not 0 * -inf = NaN (a logit of -inf, or a marginal class no row predicts)."""
+    return F.log_softmax(_fp32(logits), dim=1).clamp_min(torch.finfo(torch.float32).min)
+
+
 def kl_from_logits(target_logits: Tensor, logits: Tensor) -> Tensor:
     """Batch mean of KL(softmax(target_logits) || softmax(logits)); (B, C), (B, C) -> scalar. No log(0)."""
-    log_p = F.log_softmax(_fp32(target_logits), dim=1)
-    log_q = F.log_softmax(_fp32(logits), dim=1)
+    log_p = log_softmax_floored(target_logits)
+    log_q = log_softmax_floored(logits)
     return (log_p.exp() * (log_p - log_q)).sum(1).mean()
 
 
@@ -83,7 +89,7 @@ def entropy_terms(logits: Tensor) -> tuple[Tensor, Tensor]:
     H(Y|X) is the batch mean of each row's entropy; H(Y) the entropy of the batch-mean prediction.
     log p(y) = logsumexp_i log p(y|x_i) - log B, computed without ever taking log(0).
     """
-    log_p = F.log_softmax(_fp32(logits), dim=1)
+    log_p = log_softmax_floored(logits)
     cond = -(log_p.exp() * log_p).sum(1).mean()
     log_marginal = torch.logsumexp(log_p, dim=0) - math.log(logits.shape[0])
     marginal = -(log_marginal.exp() * log_marginal).sum()
@@ -166,7 +172,7 @@ class MutualInformationLoss:
         cross-entropy -sum_k b_k log p_k of the batch mean b against it (p detached): its gradient in b is
         -log p_k, H's own at p (the -1 adds nothing, as the b_k sum to 1), and it equals H(b) when p = b.
         """
-        log_p = F.log_softmax(_fp32(logits), dim=1)
+        log_p = log_softmax_floored(logits)
         probs = log_p.exp()
         cond = -(probs * log_p).sum(1).mean()
         batch = probs.mean(0)
