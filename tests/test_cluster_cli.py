@@ -274,6 +274,32 @@ def test_cluster_ablation_from_spec_with_overrides(corpus):
     assert "silhouette" not in (root / "abl" / "table.md").read_text()
 
 
+def test_cluster_ablation_rows_with_their_own_c_values(corpus):
+    """As Table I: a row may list its own C values (IMSAT at 5k, 10k and 5994 there); --num-clusters on the
+    command line sets every row's; a row left with none is refused before anything runs."""
+    from cimc.cluster.ablation import load_spec, run_ablation
+
+    root, _, _ = corpus
+    spec = {"method": "kmeans", "num_clusters": [2],
+            "rows": [{"name": "own", "num_clusters": [3, 4]}, {"name": "shared"}]}
+    (root / "abl.yaml").write_text(yaml.safe_dump(spec))
+    args = ["cluster-ablation", "--input", root / "ivectors.npy", "--ref", root / "utt2spk", "--spec",
+            root / "abl.yaml", "--no-feature-metrics"]
+    invoke(*args, "--output", root / "a")
+    rows = [line.split("|")[1:4] for line in (root / "a" / "table.md").read_text().splitlines()[2:]]
+    assert [(r[0].strip(), r[2].strip()) for r in rows] == [("own", "3"), ("own", "4"), ("shared", "2")]
+    invoke(*args, "--num-clusters", "5", "--output", root / "b")
+    assert sorted(p.name for p in (root / "b").iterdir() if p.is_dir()) == ["own_C5", "shared_C5"]
+    del spec["num_clusters"]
+    (root / "abl.yaml").write_text(yaml.safe_dump(spec))
+    result = CliRunner().invoke(cli, [str(a) for a in args] + ["--output", str(root / "c")])
+    assert result.exit_code == 2 and "give --num-clusters (or num_clusters in the spec)" in result.output
+    with pytest.raises(ValueError, match="ablation row 'shared' has no C"):  # the library says which row
+        run_ablation(root / "ivectors.npy", root / "utt2spk", load_spec(root / "abl.yaml")[1], [], root / "c",
+                     method="kmeans")
+    assert not (root / "c" / "own_C3").exists()
+
+
 def test_cluster_ablation_checks_every_row_before_running_any(corpus):
     from cimc.config import ConfigError
 

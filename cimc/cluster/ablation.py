@@ -9,11 +9,12 @@ The tables are ``OUT/table.md`` and ``OUT/table.csv``.
 One YAML can drive the whole ablation (``cimc cluster-ablation --spec ablation.yaml``)::
 
     method: cimc
-    num_clusters: [40, 80]
+    num_clusters: [40, 80]           # every row's C values, unless the row gives its own
     rows:
       - name: IMSAT
         config: cimc.yaml            # relative to this file's folder
         overrides: ["losses=[imsat]"]
+        num_clusters: [40, 80, 60]
       - name: CIMC
         config: cimc.yaml
 """
@@ -27,10 +28,9 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-import yaml
 
 from cimc.cluster.run import cluster_to_dir, evaluate_label_files, load_method
-from cimc.config import ConfigError, from_dict
+from cimc.config import ConfigError, from_dict, read_yaml
 from cimc.metrics.clustering import METRIC_NAMES, metrics_json
 from cimc.utils import write_text_atomic
 
@@ -45,6 +45,7 @@ class AblationRow:
     config: str = ""  # YAML of the method's config ("" = its defaults)
     overrides: list = dataclasses.field(default_factory=list)
     method: str = ""  # "" = the ablation's method
+    num_clusters: list = dataclasses.field(default_factory=list)  # the C values of this row ([] = the ablation's)
 
 
 @dataclasses.dataclass
@@ -61,7 +62,7 @@ def load_spec(path: str | Path) -> tuple[AblationSpec, list[AblationRow]]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"ablation spec {path} does not exist")
-    spec = from_dict(AblationSpec, yaml.safe_load(path.read_text()) or {}, where=str(path))
+    spec = from_dict(AblationSpec, read_yaml(path) or {}, where=str(path))
     rows = []
     for i, values in enumerate(spec.rows):
         row = from_dict(AblationRow, values, where=f"{path}: rows[{i}]")
@@ -88,7 +89,8 @@ def loss_description(method: str, row: AblationRow) -> str:
 def run_ablation(input_path: str | Path, ref_path: str | Path, rows: Sequence[AblationRow],
                  num_clusters: Sequence[int], output_dir: str | Path, method: str = "cimc",
                  feature_metrics: bool = True) -> list[dict]:
-    """Run every row at every C (skipping finished ones) and write ``table.md`` / ``table.csv``.
+    """Run every row at each of its C values (the row's ``num_clusters``, else ``num_clusters``), skipping
+    finished ones, and write ``table.md`` / ``table.csv``.
 
     :param input_path: vectors to cluster (.npy [+ .ids], .scp, .ark).
     :param ref_path: ``utt label`` reference (e.g. Kaldi utt2spk), for the metrics only.
@@ -108,11 +110,13 @@ def run_ablation(input_path: str | Path, ref_path: str | Path, rows: Sequence[Ab
             losses[row.name] = loss_description(row.method or method, row)
         except ValueError as e:
             raise ConfigError(f"ablation row {row.name!r}: {e}") from e
+        if not (row.num_clusters or num_clusters):
+            raise ConfigError(f"ablation row {row.name!r} has no C: give num_clusters (the row's or the ablation's)")
     output_dir = Path(output_dir)
     results = []
     for row in rows:
         row_method = row.method or method
-        for c in num_clusters:
+        for c in row.num_clusters or num_clusters:
             run_dir = output_dir / f"{row.name}_C{c}"
             metrics_file = run_dir / "metrics.json"
             logger.info("ablation row %s (%s), C = %d", row.name, losses[row.name], c)

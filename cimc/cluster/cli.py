@@ -1,6 +1,7 @@
 """`cimc cluster`, `cimc cluster-metrics`, `cimc cluster-table`, `cimc cluster-ablation` (stages 4-5)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -125,7 +126,8 @@ def cluster_table_command(results, output) -> None:
 @click.option("--spec", type=EXISTING, default=None, help="Ablation YAML listing rows (see cimc.cluster.ablation).")
 @click.option("--method", default=None, type=click.Choice(sorted(CLUSTERERS)),
               help="Method of the rows [default: the spec's, else cimc].")
-@click.option("--num-clusters", default=None, help="Comma-separated C values, e.g. 5000,10000 [default: the spec's].")
+@click.option("--num-clusters", default=None,
+              help="Comma-separated C values of every row, e.g. 5000,10000 [default: the spec's, row by row].")
 @click.option("--no-feature-metrics", is_flag=True, help="Skip silhouette / CH / DB.")
 @click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 def cluster_ablation_command(extra_configs, input_path, ref, configs, spec, method, num_clusters,
@@ -153,7 +155,9 @@ def cluster_ablation_command(extra_configs, input_path, ref, configs, spec, meth
     except ValueError:
         raise click.BadParameter(f"{num_clusters!r} is not a comma-separated list of integers",
                                  param_hint="--num-clusters") from None
-    if not cs:
+    if num_clusters:  # the command line's C values are every row's
+        rows = [dataclasses.replace(row, num_clusters=[]) for row in rows]
+    if not cs and not all(row.num_clusters for row in rows):
         raise click.UsageError("give --num-clusters (or num_clusters in the spec)")
     results = run_ablation(input_path, ref, rows, cs, output_dir, method or "cimc", not no_feature_metrics)
     click.echo(ablation_markdown(results), nl=False)
