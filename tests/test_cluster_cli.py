@@ -85,7 +85,8 @@ def test_a_finished_folder_refuses_another_request_and_adds_cuts_asked_for_later
                            (["--override", "seed=3", "--override", "n_init=2"], "n_init 1 -> 2"),
                            (["--override", "seed=3", "--num-clusters", 2], "num-clusters 3 -> 2"),
                            (["--override", "seed=3", "--input", root / "ivectors.scp"], "ivectors.scp"),
-                           (["--override", "seed=3", "--exclude", root / "utt2spk"], "exclude None -> ")]:
+                           (["--override", "seed=3", "--exclude", root / "utt2spk"], "exclude None -> "),
+                           (["--override", "seed=4", "--num-clusters", 2], "num-clusters 3 -> 2; seed 3 -> 4")]:
         with pytest.raises(ValueError, match=f"{out} holds the finished labels of another request .*{named}"):
             invoke_raising(*args, *changed)
     # where the math runs may change; so may the directory the same files are named from
@@ -186,6 +187,10 @@ def test_cluster_metrics_joins_by_utterance_and_matches_sklearn(corpus):
                    root / "t.md").stdout
     assert table.splitlines()[2].startswith("| random |") and table.splitlines()[3].startswith(f"| {root.name} |")
     assert (root / "t.md").read_text() == table
+    (root / "c=5").mkdir()  # '=' in the name and in the path
+    (root / "m2.json").rename(root / "c=5" / "m2.json")
+    table = invoke("cluster-table", f"cimc (C=5)={root / 'c=5' / 'm2.json'}", root / "c=5" / "m2.json").stdout
+    assert table.splitlines()[2].startswith("| cimc (C=5) |") and table.splitlines()[3].startswith("| c=5 |")
 
 
 def test_undefined_metrics_are_json_null(corpus):
@@ -259,7 +264,7 @@ def test_cluster_ablation_writes_table_i_layout_and_resumes(corpus):
 
 
 def test_cluster_ablation_from_spec_with_overrides(corpus):
-    root, _, _ = corpus
+    root, ids, _ = corpus
     (root / "conf").mkdir()
     (root / "conf" / "base.yaml").write_text("n_init: 1\n")
     (root / "conf" / "ablation.yaml").write_text(yaml.safe_dump({
@@ -267,9 +272,13 @@ def test_cluster_ablation_from_spec_with_overrides(corpus):
         "rows": [{"name": "plain", "config": "base.yaml"},
                  {"name": "restarts", "config": "base.yaml", "overrides": ["n_init=3"]},
                  {"name": "gmm", "method": "gmm"}]}))
+    (root / "short.txt").write_text(f"{ids[7]} 11\n")  # stage 3's list of utterances too short for an i-vector
     invoke("cluster-ablation", "--input", root / "ivectors.npy", "--ref", root / "utt2spk", "--spec",
-           root / "conf" / "ablation.yaml", "--no-feature-metrics", "--output", root / "abl")
+           root / "conf" / "ablation.yaml", "--no-feature-metrics", "--exclude", root / "short.txt", "--output",
+           root / "abl")
     assert yaml.safe_load((root / "abl" / "restarts_C3" / "config.yaml").read_text())["n_init"] == 3
+    for row in ("plain", "restarts", "gmm"):
+        assert set(read_label_file(root / "abl" / f"{row}_C3" / "labels.txt")) == set(ids) - {ids[7]}
     assert (root / "abl" / "gmm_C3" / "labels.npy").is_file()
     assert "silhouette" not in (root / "abl" / "table.md").read_text()
 

@@ -88,13 +88,14 @@ def loss_description(method: str, row: AblationRow) -> str:
 
 def run_ablation(input_path: str | Path, ref_path: str | Path, rows: Sequence[AblationRow],
                  num_clusters: Sequence[int], output_dir: str | Path, method: str = "cimc",
-                 feature_metrics: bool = True) -> list[dict]:
+                 feature_metrics: bool = True, exclude: str | Path | None = None) -> list[dict]:
     """Run every row at each of its C values (the row's ``num_clusters``, else ``num_clusters``), skipping
     finished ones, and write ``table.md`` / ``table.csv``.
 
     :param input_path: vectors to cluster (.npy [+ .ids], .scp, .ark).
     :param ref_path: ``utt label`` reference (e.g. Kaldi utt2spk), for the metrics only.
     :param feature_metrics: also compute silhouette / CH / DB on the input vectors.
+    :param exclude: utterances to leave out of every row (first column), e.g. stage 3's ``short_train.txt``.
     :return: one dict per (row, C): ``row``, ``losses``, ``C`` and the metrics.
     """
     names = [r.name for r in rows]
@@ -121,7 +122,8 @@ def run_ablation(input_path: str | Path, ref_path: str | Path, rows: Sequence[Ab
             metrics_file = run_dir / "metrics.json"
             logger.info("ablation row %s (%s), C = %d", row.name, losses[row.name], c)
             # A finished folder of the same row is skipped; one of a row since edited is refused, naming the change.
-            cluster_to_dir(input_path, row_method, c, run_dir, row.config or None, row.overrides, ref=ref_path)
+            cluster_to_dir(input_path, row_method, c, run_dir, row.config or None, row.overrides, ref=ref_path,
+                           exclude=exclude)
             if metrics_file.is_file():
                 logger.info("ablation row %s, C = %d: done, reusing %s", row.name, c, metrics_file)
                 metrics = json.loads(metrics_file.read_text())

@@ -88,6 +88,17 @@ def _read_metrics(path: Path) -> dict:
     return values
 
 
+def _named_path(item: str) -> tuple[str, Path]:
+    """(NAME, file) of ``NAME=FILE`` or ("", FILE): split at the first '=' that leaves an existing file, so that
+    both a name and a path may hold '=' ("cimc (C=5000)=exp/c=1/metrics.json")."""
+    if Path(item).is_file():
+        return "", Path(item)
+    for at in (i for i, ch in enumerate(item) if ch == "="):
+        if Path(item[at + 1:]).is_file():
+            return item[:at], Path(item[at + 1:])
+    raise click.BadParameter(f"{item.rpartition('=')[2]} does not exist", param_hint="RESULTS")
+
+
 def _row_name(path: str | Path) -> str:
     """A table row's default name: the folder of ``path`` (exp/cluster/cimc/labels.txt -> cimc), even when relative."""
     return Path(path).resolve().parent.name
@@ -107,10 +118,7 @@ def cluster_table_command(results, output) -> None:
 
     rows = {}
     for item in results:
-        name, _, path = item.rpartition("=")
-        path = Path(path)
-        if not path.is_file():
-            raise click.BadParameter(f"{path} does not exist", param_hint="RESULTS")
+        name, path = _named_path(item)
         rows[name or _row_name(path)] = _read_metrics(path)
     table = metrics_table(rows)
     if output:
@@ -128,9 +136,11 @@ def cluster_table_command(results, output) -> None:
               help="Method of the rows [default: the spec's, else cimc].")
 @click.option("--num-clusters", default=None,
               help="Comma-separated C values of every row, e.g. 5000,10000 [default: the spec's, row by row].")
+@click.option("--exclude", type=EXISTING, default=None,
+              help="Utterances to leave out of every row (first column), e.g. exp/ivector/short_train.txt.")
 @click.option("--no-feature-metrics", is_flag=True, help="Skip silhouette / CH / DB.")
 @click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
-def cluster_ablation_command(extra_configs, input_path, ref, configs, spec, method, num_clusters,
+def cluster_ablation_command(extra_configs, input_path, ref, configs, spec, method, num_clusters, exclude,
                              no_feature_metrics, output_dir) -> None:
     """Run loss combinations x C and write the Table I layout (OUT/table.md, OUT/table.csv); resumable.
 
@@ -159,7 +169,7 @@ def cluster_ablation_command(extra_configs, input_path, ref, configs, spec, meth
         rows = [dataclasses.replace(row, num_clusters=[]) for row in rows]
     if not cs and not all(row.num_clusters for row in rows):
         raise click.UsageError("give --num-clusters (or num_clusters in the spec)")
-    results = run_ablation(input_path, ref, rows, cs, output_dir, method or "cimc", not no_feature_metrics)
+    results = run_ablation(input_path, ref, rows, cs, output_dir, method or "cimc", not no_feature_metrics, exclude)
     click.echo(ablation_markdown(results), nl=False)
 
 

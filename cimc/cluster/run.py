@@ -98,9 +98,11 @@ def check_finished_request(output_dir: Path, method: str, n_clusters: int | None
     """
     differences = []
     summary_path = output_dir / "summary.json"
+    same_method = True
     if summary_path.is_file():
         summary = json.loads(summary_path.read_text())
-        if summary.get("method") != method:
+        same_method = summary.get("method") == method
+        if not same_method:
             differences.append(f"method {summary.get('method')} -> {method}")
         if summary.get("requested_clusters") != n_clusters:
             differences.append(f"num-clusters {summary.get('requested_clusters')} -> {n_clusters}")
@@ -108,7 +110,7 @@ def check_finished_request(output_dir: Path, method: str, n_clusters: int | None
             differences.append(f"input {summary.get('input')} -> {input_path}")
         if not _same_file(summary.get("excluded_by"), exclude):
             differences.append(f"exclude {summary.get('excluded_by')} -> {exclude}")
-    if config is not None and not differences:  # another method has other fields
+    if config is not None and same_method:  # another method has other fields
         differences += saved_config_changes(output_dir / "config.yaml", config)
     if differences:
         raise ValueError(f"{output_dir} holds the finished labels of another request ({'; '.join(differences)}); "
