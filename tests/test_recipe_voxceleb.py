@@ -169,6 +169,8 @@ def test_stage5_clustering_metrics(recipe):
     assert set(METRIC_NAMES) <= set(metrics) and "Stage 5" in recipe.log
     assert 0.0 < metrics["acc"] <= 1.0 and 1 <= metrics["num_clusters"] <= NUM_CLUSTERS
     assert metrics["num_utterances"] == len(read_map(recipe.exp / "cluster" / "cimc" / "labels.txt"))
+    table = (recipe.exp / "cluster" / "results.md").read_text()  # one row a method of stage 4
+    assert table.splitlines()[2].startswith(f"| cimc (C={NUM_CLUSTERS}) | {metrics['acc']:.3f} |")
 
 
 # --- Stages 6-7 --------------------------------------------------------------------------------

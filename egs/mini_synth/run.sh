@@ -77,9 +77,12 @@ if run_stage 4; then
   # training.png (its curves); a finished folder (.done) is skipped when asked the same (another C or
   # config is refused, by field). --ref only lets CIMC log and plot
   # ACC/NMI per epoch; it never trains on it.
+  read -r -a cimc_override_list <<< "$cimc_overrides"  # split on spaces, never glob-expanded ("losses=[imsat]")
   for method in $cluster_methods; do
     overrides=()
-    if [ $method = cimc ]; then for o in $cimc_overrides; do overrides+=(--override "$o"); done; fi
+    if [ $method = cimc ]; then
+      for o in ${cimc_override_list[@]+"${cimc_override_list[@]}"}; do overrides+=(--override "$o"); done
+    fi
     cimc cluster --input $exp/ivector/ivectors_train.npy --method $method --num-clusters $num_clusters \
       --config $conf/$method.yaml --cuts $data/manifests/train_cuts.jsonl.gz --ref $data/kaldi/train/utt2spk \
       --exclude $exp/ivector/short_train.txt --output $exp/cluster/$method ${overrides[@]+"${overrides[@]}"}
@@ -98,7 +101,7 @@ if run_stage 5; then
   if $ablation; then
     log "Stage 5: Table I ablation ($conf/ablation.yaml) -> $exp/cluster/ablation/table.md"
     cimc cluster-ablation --input $exp/ivector/ivectors_train.npy --ref $data/kaldi/train/utt2spk \
-      --spec $conf/ablation.yaml --output $exp/cluster/ablation
+      --spec $conf/ablation.yaml --exclude $exp/ivector/short_train.txt --output $exp/cluster/ablation
   fi
 fi
 
@@ -107,11 +110,13 @@ if run_stage 6; then
   # One system per label source present: the true speakers, then $exp/cluster/<method>/cuts.jsonl.gz.
   # Cost: the small ECAPA of conf/ecapa.yaml trains one system in 1-2 min on 2 CPU cores. A finished
   # system (.done) is skipped; an interrupted one resumes from its last epoch checkpoint.
+  read -r -a ecapa_override_list <<< "$ecapa_overrides"  # split on spaces, never glob-expanded
   for name in true $cluster_methods; do
     cuts=$exp/cluster/$name/cuts.jsonl.gz
     [ $name = true ] && cuts=$data/manifests/train_cuts.jsonl.gz
     if [ ! -f $cuts ]; then log "Stage 6: no $cuts, no $name system"; continue; fi
-    cimc sv train --config $conf/ecapa.yaml --cuts $cuts --exp-dir $exp/sv/$name $ecapa_overrides
+    cimc sv train --config $conf/ecapa.yaml --cuts $cuts --exp-dir $exp/sv/$name \
+      ${ecapa_override_list[@]+"${ecapa_override_list[@]}"}
   done
 fi
 
@@ -119,6 +124,7 @@ if run_stage 7; then
   log "Stage 7: whole-utterance embeddings, cosine scoring, EER / minDCF side by side"
   systems=()
   [ -f $exp/ivector/results.txt ] && systems+=(--system "i-vector=$exp/ivector/results.txt")
+  read -r -a ecapa_override_list <<< "$ecapa_overrides"  # split on spaces, never glob-expanded
   for name in true $cluster_methods; do
     sv=$exp/sv/$name
     [ -f $sv/.done ] || continue

@@ -2,7 +2,7 @@
 # egs/voxceleb: the paper's setting. Train on VoxCeleb2-dev (1,092,009 utterances, 5,994 speakers,
 # labels unused), test on the VoxCeleb1-O trials.
 #   0 Lhotse manifests + trials     1 MFCC + VAD          2 UBM + T-matrix    3 i-vectors + baseline EER
-#   4 CIMC pseudo-labels            5 clustering metrics  6 ECAPA training    7 embeddings + EER / minDCF
+#   4 CIMC pseudo-labels (+ baselines) 5 clustering metrics 6 ECAPA training  7 embeddings + EER / minDCF
 # Usage: ./run.sh --voxceleb1 /corpora/VoxCeleb1 --voxceleb2 /corpora/VoxCeleb2 [--stage N] [--stop-stage N]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -15,9 +15,10 @@ voxceleb2=               # folder with dev/aac/idXXXXX/... (m4a) or dev/wav afte
 trials=cleaned           # VoxCeleb1-O list: original (37,720 trials) or cleaned (37,611)
 trials_file=             # local copy of that list (offline); else found in $voxceleb1 or downloaded
 convert_m4a=false        # true: first convert $voxceleb2/dev/aac/*.m4a to dev/wav once (needs ffmpeg)
-num_clusters=5000        # C, the paper's default (10000 for the Table I rows)
+num_clusters=5000        # C, the paper's default (the Table I ablation gives each row its own: conf/ablation.yaml)
+cluster_methods="cimc"   # stage 4 runs each ($conf/<method>.yaml), e.g. "cimc kmeans ahc" for the baselines
 ablation=false           # stage 5 also runs the Table I ablation ($conf/ablation.yaml; many CIMC trainings)
-sv_labels="cimc"         # stage 6 label sources: cimc ($exp/cluster/cimc) and/or true (supervised upper bound)
+sv_labels="cimc"         # stage 6 label sources: methods of stage 4 ($exp/cluster/<method>) and/or true (supervised)
 ecapa_conf=ecapa.yaml    # or ecapa_ocsoftmax.yaml (Table II's OC-softmax system)
 ecapa_overrides=""       # stage 6 key=value overrides, e.g. "train.epochs=10 model.channels=1024"
 ngpu=1                   # stage 6: >1 launches torchrun with one DDP process per GPU
@@ -81,27 +82,35 @@ if run_stage 3; then
 fi
 
 if run_stage 4; then
-  log "Stage 4: CIMC pseudo-labels, C = $num_clusters ($conf/cimc.yaml)"
+  log "Stage 4: pseudo-labels, C = $num_clusters ($cluster_methods)"
   # The paper's run (1.09M i-vectors, 150 epochs) takes minutes on one GPU and days on CPUs. CIMC
   # checkpoints into $exp/cluster/cimc/checkpoint and resumes; a finished folder (.done) is skipped when
   # asked the same (another C or config is refused, by field).
   # Writes labels.npy, labels.txt, cuts.jsonl.gz (speaker = pseudo-label), config.yaml and training.png
   # (loss terms, entropies and clusters used per epoch).
   # Utterances too short for an i-vector (stage 3's list) are left out: no pseudo-label, no training cut.
-  cimc cluster --input $exp/ivector/ivectors_train.npy --method cimc --num-clusters $num_clusters \
-    --config $conf/cimc.yaml --cuts $data/manifests/train_cuts.jsonl.gz --exclude $exp/ivector/short_train.txt \
-    --output $exp/cluster/cimc
+  # The baselines at this size: README, "The stage 4 baselines at VoxCeleb2 size" (GPU k-means / GMM, k-NN AHC).
+  for method in $cluster_methods; do
+    cimc cluster --input $exp/ivector/ivectors_train.npy --method $method --num-clusters $num_clusters \
+      --config $conf/$method.yaml --cuts $data/manifests/train_cuts.jsonl.gz --exclude $exp/ivector/short_train.txt \
+      --output $exp/cluster/$method
+  done
 fi
 
 if run_stage 5; then
   log "Stage 5: clustering metrics against the true speakers"
   # Label metrics are exact; silhouette is averaged over 20,000 sampled utterances at this size.
-  cimc cluster-metrics --ref $data/kaldi/train/utt2spk --hyp $exp/cluster/cimc/labels.txt \
-    --features $exp/ivector/ivectors_train.npy --name "cimc (C=$num_clusters)" --output $exp/cluster/cimc/metrics.json
+  results=()
+  for method in $cluster_methods; do
+    cimc cluster-metrics --ref $data/kaldi/train/utt2spk --hyp $exp/cluster/$method/labels.txt \
+      --features $exp/ivector/ivectors_train.npy --output $exp/cluster/$method/metrics.json > /dev/null
+    results+=("$method (C=$num_clusters)=$exp/cluster/$method/metrics.json")
+  done
+  cimc cluster-table "${results[@]}" --output $exp/cluster/results.md
   if $ablation; then
     log "Stage 5: Table I ablation ($conf/ablation.yaml) -> $exp/cluster/ablation/table.md"
     cimc cluster-ablation --input $exp/ivector/ivectors_train.npy --ref $data/kaldi/train/utt2spk \
-      --spec $conf/ablation.yaml --output $exp/cluster/ablation
+      --spec $conf/ablation.yaml --exclude $exp/ivector/short_train.txt --output $exp/cluster/ablation
   fi
 fi
 
@@ -111,11 +120,13 @@ if run_stage 6; then
   # $exp/sv/<labels>/checkpoints; a rerun resumes, a finished system (.done) is skipped.
   launcher="cimc"
   [ $ngpu -gt 1 ] && launcher="torchrun --standalone --nproc_per_node $ngpu -m cimc.cli"
+  read -r -a ecapa_override_list <<< "$ecapa_overrides"  # split on spaces, never glob-expanded
   for name in $sv_labels; do
     cuts=$exp/cluster/$name/cuts.jsonl.gz
     [ $name = true ] && cuts=$data/manifests/train_cuts.jsonl.gz
     $launcher sv train --config $conf/$ecapa_conf --cuts $cuts --exp-dir $exp/sv/$name \
-      ${musan_cuts:+augment.noise_cuts=$musan_cuts} ${rir_cuts:+augment.rir_cuts=$rir_cuts} $ecapa_overrides
+      ${musan_cuts:+augment.noise_cuts=$musan_cuts} ${rir_cuts:+augment.rir_cuts=$rir_cuts} \
+      ${ecapa_override_list[@]+"${ecapa_override_list[@]}"}
   done
 fi
 
