@@ -62,8 +62,10 @@ def test_lloyd_from_given_centres_matches_sklearn_iteration_for_iteration():
     X, _ = blobs(n=600, k=8, dim=5, seed=4, std=3.0)  # overlapping: several iterations before convergence
     init = X[:8]
     for iters in (1, 3, 50):
-        labels, inertia = lloyd_kmeans(X, 8, max_iter=iters, tol=0.0, device="cpu", chunk_size=128, init=init)
+        labels, inertia, n_iter = lloyd_kmeans(X, 8, max_iter=iters, tol=0.0, device="cpu", chunk_size=128,
+                                               init=init, return_n_iter=True)
         ref = KMeans(8, init=init, n_init=1, max_iter=iters, tol=0.0, algorithm="lloyd").fit(X)
+        assert n_iter == ref.n_iter_  # 50: both stop at exact convergence, before max_iter
         # sklearn's labels_ come from the last E-step before its final update; ours from after it. Compare
         # the same thing: sklearn's final centres' assignment and inertia.
         assert adjusted_rand_score(ref.predict(X), labels) == 1.0

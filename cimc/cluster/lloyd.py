@@ -104,7 +104,8 @@ def _update(X, labels, dists, n_clusters: int, chunk_size: int):
 
 def lloyd_kmeans(X: np.ndarray, n_clusters: int, max_iter: int = 300, tol: float = 1e-4, n_init: int = 1,
                  seed: int = 0, device: str = "auto", chunk_size: int = 0,
-                 init_sample: int | None = None, init: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+                 init_sample: int | None = None, init: np.ndarray | None = None,
+                 return_n_iter: bool = False) -> tuple[np.ndarray, float] | tuple[np.ndarray, float, int]:
     """Lloyd's k-means in torch.
 
     :param X: (N, D) float array. :param n_clusters: K <= N.
@@ -113,7 +114,8 @@ def lloyd_kmeans(X: np.ndarray, n_clusters: int, max_iter: int = 300, tol: float
     :param init_sample: run k-means++ on a random subset of this size (None: all points).
     :param chunk_size: rows per distance block, memory O(chunk_size * K); 0: :func:`default_chunk_size`.
     :param init: (K, D) initial centres instead of k-means++ (one run, as scikit-learn's ``init=array``).
-    :return: labels (N,) int64 and the inertia (sum of squared distances to the centres).
+    :param return_n_iter: also return the Lloyd iterations the best run took (as scikit-learn's ``k_means``).
+    :return: labels (N,) int64 and the inertia (sum of squared distances to the centres)[, iterations].
     """
     import torch
 
@@ -134,7 +136,7 @@ def lloyd_kmeans(X: np.ndarray, n_clusters: int, max_iter: int = 300, tol: float
             n_init = 1
     threshold = tol * float(Xt.var(dim=0).mean())
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    best_labels, best_inertia = None, float("inf")
+    best_labels, best_inertia, best_n_iter = None, float("inf"), 0
     for run in range(n_init):
         if init is not None:
             centres = torch.as_tensor(init, device=dev)
@@ -155,5 +157,6 @@ def lloyd_kmeans(X: np.ndarray, n_clusters: int, max_iter: int = 300, tol: float
         inertia = float(dists.sum())
         logger.debug("lloyd run %d: %d iterations, inertia %.4g", run, iteration + 1, inertia)
         if inertia < best_inertia:
-            best_labels, best_inertia = labels, inertia
-    return best_labels.cpu().numpy().astype(np.int64), best_inertia
+            best_labels, best_inertia, best_n_iter = labels, inertia, iteration + 1
+    best_labels = best_labels.cpu().numpy().astype(np.int64)
+    return (best_labels, best_inertia, best_n_iter) if return_n_iter else (best_labels, best_inertia)
