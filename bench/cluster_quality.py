@@ -278,7 +278,7 @@ def bar_check(results: dict[tuple[str, str], list[dict]], chain: list[tuple[str,
 
     A link holds when the mean difference is >= 0 (">=") or > 0 (">"); "(within noise)" marks a mean within
     two standard errors (std over seeds, ddof 1, / sqrt(seeds)) of zero, "(one seed)" a link with one seed in
-    common. Links whose rows did not run are left out.
+    common. Links whose rows did not run are left out, and a closing line names those rows.
     """
     lines = ["| data | comparison | seeds | ACC difference | NMI difference |", "| --- | --- | --- | --- | --- |"]
     for data in dict.fromkeys(d for d, _ in results):
@@ -299,7 +299,13 @@ def bar_check(results: dict[tuple[str, str], list[dict]], chain: list[tuple[str,
                 noise = " (within noise)" if not abs(mean) > 2 * stderr else ""
                 cells.append(f"{mean:+.3f} ± {stderr:.3f} {holds}{noise}")
             lines.append(f"| {data} | {left} {relation} {right} | {len(seeds)} | {cells[0]} | {cells[1]} |")
-    return "\n".join(lines) if len(lines) > 2 else ""
+    text = "\n".join(lines) if len(lines) > 2 else ""
+    rows_run = {name for _, name in results}
+    named = dict.fromkeys(name for left, _, right in chain for name in (left, right))
+    missing = [name for name in named if name not in rows_run]
+    if missing:  # a misspelt --bar row would otherwise vanish without a word
+        text += f"\n\nNot checked: no row named {', '.join(missing)} ran; its links are left out."
+    return text.strip()
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 DIR=${OUT:-/tmp}
+mkdir -p "$DIR"
 DATA=()
 for dir in ${SETS:-.sweep/*/}; do DATA+=(--ivectors "$dir/ivectors_train.npy" --utt2spk "$dir/utt2spk"); done
 if [ -n "${UNBALANCED:-}" ]; then DATA+=(--unbalanced "$UNBALANCED"); fi

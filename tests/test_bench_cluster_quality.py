@@ -119,7 +119,10 @@ def test_bar_check_pairs_seeds_and_says_whether_each_link_holds(cq):
                        "+0.050 ± 0.050 holds (within noise) |")
     assert cq.bar_check(results, cq.bar_chain("b>a")).splitlines()[2].startswith(
         "| set (N=9, C=3) | b > a | 3 | -0.200 ± 0.058 fails |")  # beyond two standard errors: no "noise" mark
-    assert cq.bar_check(results, cq.bar_chain("c>d")) == ""  # no row named d: nothing to check
+    # no row named d (a misspelt --bar, say): nothing to check, and the text says so
+    assert cq.bar_check(results, cq.bar_chain("c>d")) == "Not checked: no row named d ran; its links are left out."
+    assert cq.bar_check(results, cq.bar_chain("a>=b>d")).endswith("\n\nNot checked: no row named d ran; "
+                                                                 "its links are left out.")
     one_seed = {key: [r for r in rs if r["seed"] == 1] for key, rs in results.items()}
     # seed 1: c - a = 0.7 - 0.8 (ACC), 0.5 - 0.5 (NMI); no spread, so no standard error and no noise verdict
     assert cq.bar_check(one_seed, cq.bar_chain("c>=a")).splitlines()[2] == (
