@@ -1,0 +1,69 @@
+"""The speed benchmarks run end to end at tiny sizes, and what they print agrees with scikit-learn.
+
+Each bench script times ours against scikit-learn on the same data and prints both results; on all points the
+two must agree (the benchmark's own correctness check), and a crash at a small size (a subsample larger than
+N, say) would otherwise surface only when someone runs it by hand.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def run_bench(script: str, *args: str) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(BENCH.parent)}
+    done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def table_rows(text: str) -> dict[str, list[str]]:
+    """Markdown table rows of ``text`` by their first cell: {name: [the other cells]}."""
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("|") and not line.startswith("|---") and not line.startswith("| ---"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_metrics_speed_values_equal_sklearn_and_a_sample_larger_than_n_is_clamped():
+    # --sklearn-ami-sample default 100,000 > N: it used to crash in rng.choice
+    rows = table_rows(run_bench("metrics_speed.py", "--num-items", "3000", "--num-speakers", "30",
+                                "--num-clusters", "25", "--dim", "12"))
+    assert "ami (3,000 items)" in rows and "silhouette (3,000 points)" in rows
+    compared = 0
+    for name, cells in rows.items():
+        ours, ref = cells[3], cells[4]
+        if ours and ref and name != "metric":
+            assert float(ours) == pytest.approx(float(ref), rel=1e-6, abs=1e-9), name
+            compared += 1
+    assert compared == 8  # nmi, homogeneity, completeness, fmi, ami, silhouette, calinski_harabasz, davies_bouldin
+
+
+def test_kmeans_speed_counts_iterations_and_reaches_sklearns_inertia():
+    rows = table_rows(run_bench("kmeans_speed.py", "--num-items", "3000", "--dim", "10", "--num-clusters", "20",
+                                "--iters", "100", "--sklearn-items", "0", "--device", "cpu"))
+    ours = rows["ours (torch, cpu)"]
+    ref = next(cells for name, cells in rows.items() if name.startswith("scikit-learn"))
+    assert int(ours[1]) == int(ref[1]) < 100  # both converge before --iters, after the same number of iterations
+    assert float(ours[3]) == pytest.approx(float(ref[3]), rel=1e-3)
+
+
+def test_gmm_speed_reaches_sklearns_log_likelihood():
+    rows = table_rows(run_bench("gmm_speed.py", "--num-items", "2000", "--dim", "8", "--num-clusters", "10",
+                                "--iters", "3", "--sklearn-items", "0", "--device", "cpu"))
+    assert float(rows["ours (torch, cpu)"][2]) == pytest.approx(float(rows["scikit-learn"][2]), abs=1e-3)
+
+
+def test_ahc_speed_builds_sklearns_knn_edges():
+    rows = table_rows(run_bench("ahc_speed.py", "--num-items", "2000", "--num-clusters", "20", "--dim", "20",
+                                "--device", "cpu"))
+    assert rows["2,000"][3].startswith("yes")
