@@ -182,3 +182,19 @@ def test_parse_options_errors(tmp_path):
     assert not (Path.cwd() / "pwned").exists()
     assert run_parse(tmp_path, "--config", str(tmp_path / "none.conf")).returncode != 0
     assert "A test recipe." in run_parse(tmp_path, "--help").stdout
+
+
+def test_parse_options_help_lists_the_options_from_any_folder(tmp_path):
+    # as egs/*/run.sh: the recipe cd's into its own folder before sourcing parse_options.sh, and is started by
+    # a relative path from elsewhere (the Quickstart's `egs/mini_synth/run.sh`)
+    recipe = tmp_path / "egs" / "demo"
+    recipe.mkdir(parents=True)
+    (recipe / "run.sh").write_text("#!/usr/bin/env bash\n# A demo recipe.\nset -euo pipefail\n"
+                                   "cd \"$(dirname \"$0\")\"\nnum_clusters=40   # C for stage 4\n"
+                                   f"voxceleb1=  # corpus folder\n. {UTILS}/parse_options.sh\nlate=1\n")
+    result = subprocess.run(["bash", "egs/demo/run.sh", "--help"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "A demo recipe."
+    assert lines[-2:] == [f"  --{'num-clusters':<20} 40  # C for stage 4", f"  --{'voxceleb1':<20} \"\"  # corpus folder"]

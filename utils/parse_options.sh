@@ -5,8 +5,9 @@
 #   . utils/parse_options.sh
 #
 # Then `--stage 3 --stop-stage 5 --nj 8` (or `--stop_stage=5`) overrides variables that already exist;
-# an unknown option is an error that names it. `--help` prints the script's leading comment (and
-# $help_message if set). `--config FILE` reads `name=value` lines for existing variables; unlike
+# an unknown option is an error that names it. `--help` prints the script's leading comment, the
+# options with their defaults and comments (the variables set before this file is sourced), and
+# $help_message if set. `--config FILE` reads `name=value` lines for existing variables; unlike
 # Kaldi's, the file is parsed, never sourced, so it cannot run commands.
 
 __parse_error() { echo "$0: $*" >&2; exit 1; }
@@ -36,7 +37,16 @@ __read_config() {  # file
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h)
-      sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
+      # A recipe that cd's into its own folder first (egs/*/run.sh) is found there by its base name.
+      __script=$0; [ -f "$__script" ] || __script=$(basename "$0")
+      sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$__script"
+      echo "Options (--name value or --name=value; --config FILE reads name=value lines), with their defaults:"
+      # the variables the script set before sourcing this file, with their comments
+      awk '/parse_options\.sh/ {exit}
+           /^[A-Za-z_][A-Za-z0-9_]*=/ {i = index($0, "="); name = substr($0, 1, i - 1); gsub("_", "-", name)
+                                        rest = substr($0, i + 1); sub(/[ \t]+#/, "  #", rest)
+                                        if (rest == "" || rest ~ /^  #/) rest = "\"\"" rest
+                                        printf "  --%-20s %s\n", name, rest}' "$__script"
       [ -n "${help_message:-}" ] && echo "$help_message"
       exit 0 ;;
     --config=*) __read_config "${1#--config=}"; shift ;;
