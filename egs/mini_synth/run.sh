@@ -14,7 +14,7 @@ seed=0
 num_speakers=40          # training speakers (test speakers are extra, disjoint)
 utts_per_speaker=20
 num_test_speakers=10
-num_clusters=40          # C for stage 4; the true count by default, as in the paper's C ~ #speakers
+num_clusters=""          # C for stage 4; empty: --num-speakers, the true count (the paper's C ~ #speakers)
 cluster_methods="cimc kmeans"  # stage 4 runs each ($conf/<method>.yaml); stage 6 trains on each
 ablation=false           # stage 5 also runs the Table I ablation ($conf/ablation.yaml)
 cimc_overrides=""        # stage 4 key=value overrides of $conf/cimc.yaml, e.g. "min_steps=200" (CI)
@@ -28,6 +28,7 @@ exp=exp
 . ./cmd.sh
 . utils/log.sh
 . utils/parse_options.sh
+num_clusters=${num_clusters:-$num_speakers}
 
 if run_stage 0 && [ ! -f $data/manifests/.done ]; then
   log "Stage 0: synthesize the corpus and write Lhotse manifests, a Kaldi data dir and trials"
@@ -73,10 +74,10 @@ fi
 
 if run_stage 4; then
   log "Stage 4: cluster the training i-vectors into $num_clusters pseudo-speakers ($cluster_methods)"
-  # Each method writes $exp/cluster/<method>/{labels.npy,labels.txt,cuts.jsonl.gz,config.yaml}, CIMC also
-  # training.png (its curves); a finished folder (.done) is skipped when asked the same (another C or
-  # config is refused, by field). --ref only lets CIMC log and plot
-  # ACC/NMI per epoch; it never trains on it.
+  # Each method writes $exp/cluster/<method>/{labels.npy,labels.txt,cuts.jsonl.gz,config.yaml}, CIMC and IMSAT
+  # also training.png (their curves); a finished folder (.done) is skipped when asked the same (another C or
+  # config is refused, by field). --ref only lets CIMC and IMSAT log and plot ACC/NMI per epoch; nothing
+  # trains on it.
   read -r -a cimc_override_list <<< "$cimc_overrides"  # split on spaces, never glob-expanded ("losses=[imsat]")
   for method in $cluster_methods; do
     overrides=()
