@@ -5,9 +5,10 @@ the first predictions are near uniform (IMSAT's code). S defaults to 1200, IMSAT
 the CIMC paper's text says S = "20,800", which is ambiguous (its S x S layer alone would hold 430M
 weights), so we keep it configurable.
 
-Training (paper defaults, all in :class:`CimcConfig`): l2-normalised inputs, momentum SGD 0.9,
-lr 0.01 decaying by 0.996 per epoch, batch 10,240, 150 epochs. The departures needed for small data
-sets are documented on the config fields, in egs/*/conf/cimc.yaml and in docs/cimc_tuning.md.
+Training, all in :class:`CimcConfig`: l2-normalised inputs. The paper's settings (momentum SGD 0.9, lr 0.01
+decaying by 0.996 per epoch, batch 10,240, 150 epochs) are egs/*/conf/cimc_paper.yaml; the defaults depart
+from them (Adam 2e-3, a batch and step count scaled to N, warm-ups) because the paper's fail on small sets:
+each departure is documented on its config field, in egs/*/conf/cimc.yaml and in docs/cimc_tuning.md.
 """
 from __future__ import annotations
 

@@ -23,12 +23,12 @@ EXISTING = click.Path(exists=True, dir_okay=False)
 @click.option("--override", "overrides", multiple=True, metavar="KEY=VALUE", help="Config override, repeatable.")
 @click.option("--cuts", type=EXISTING, default=None,
               help="Lhotse cuts of the same utterances: also write DIR/cuts.jsonl.gz with pseudo-label speakers.")
-@click.option("--ref", type=EXISTING, default=None, help="'utt label' file: per-epoch metrics in CIMC's log.")
+@click.option("--ref", type=EXISTING, default=None, help="'utt label' file: per-epoch metrics in the log and training.png (CIMC, IMSAT); never trained on.")
 @click.option("--exclude", type=EXISTING, default=None,
               help="Utterances to leave out (first column), e.g. exp/ivector/short_train.txt.")
 @click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False),
-              help="Output folder: labels.npy, labels.txt, [cuts.jsonl.gz], config.yaml, summary.json, "
-                   "[training.png] (CIMC, IMSAT: the training curves).")
+              help="Output folder: labels.npy, labels.txt, [cuts.jsonl.gz], config.yaml, summary.json; CIMC "
+                   "and IMSAT also training.png (the training curves) and checkpoint/ (resume).")
 def cluster_command(input_path, method, num_clusters, config_path, overrides, cuts, ref, exclude, output_dir) -> None:
     """Cluster utterance vectors; write labels (and pseudo-labelled cuts).
 

@@ -86,8 +86,8 @@ if run_stage 4; then
   # The paper's run (1.09M i-vectors, 150 epochs) takes minutes on one GPU and days on CPUs. CIMC
   # checkpoints into $exp/cluster/cimc/checkpoint and resumes; a finished folder (.done) is skipped when
   # asked the same (another C or config is refused, by field).
-  # Writes labels.npy, labels.txt, cuts.jsonl.gz (speaker = pseudo-label), config.yaml and training.png
-  # (loss terms, entropies and clusters used per epoch).
+  # Each method writes labels.npy, labels.txt, cuts.jsonl.gz (speaker = pseudo-label) and config.yaml; CIMC
+  # and IMSAT also training.png (loss terms, entropies and clusters used per epoch).
   # Utterances too short for an i-vector (stage 3's list) are left out: no pseudo-label, no training cut.
   # The baselines at this size: README, "The stage 4 baselines at VoxCeleb2 size" (GPU k-means / GMM, k-NN AHC).
   for method in $cluster_methods; do
