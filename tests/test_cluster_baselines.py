@@ -204,6 +204,25 @@ def test_knn_graph_is_sklearns_symmetrised():
     assert (got != want.maximum(want.T)).nnz == 0 and got.nnz > 400 * 7  # asymmetric pairs added
 
 
+def test_ahc_cosine_graph_links_cosine_neighbours_when_rows_are_not_normalised(monkeypatch):
+    """With metric cosine and l2_normalize false, the graph above max_exact_points joins each point to its cosine
+    nearest neighbours (scikit-learn's kneighbors_graph with metric cosine), not to its euclidean ones."""
+    from sklearn.neighbors import kneighbors_graph
+
+    import cimc.cluster.baselines as baselines
+
+    X, _ = blobs(n=300, k=4, dim=5, seed=13, std=4.0)  # overlapping: one component, no links added
+    X *= np.random.default_rng(0).uniform(0.1, 10.0, size=(len(X), 1))  # norms that mislead a euclidean search
+    searched = []
+    original = baselines.knn_graph
+    monkeypatch.setattr(baselines, "knn_graph",
+                        lambda *args, **kw: searched.append(original(*args, **kw)) or searched[-1])
+    method("ahc", linkage="single", metric="cosine", l2_normalize=False, max_exact_points=100,
+           n_neighbors=7).fit_predict(X, 4)
+    want = kneighbors_graph(X, 7, metric="cosine", include_self=False)
+    assert len(searched) == 1 and (searched[0] != want.maximum(want.T)).nnz == 0
+
+
 def test_knn_graph_components_are_joined_by_a_few_links(recwarn):
     """Separated blobs give a k-NN graph of several components; a few links join them (no scikit-learn warning,
     no O(c^2) completion), the k-NN edges all kept, and Ward along the graph still finds the blobs."""

@@ -305,7 +305,10 @@ class AhcClusterer(Clusterer):
                                  f"a k-NN graph, which takes metric euclidean or cosine, not {cfg.metric!r}")
             logger.info("ahc: %d points > max_exact_points %d: merging only along a %d-NN connectivity graph "
                         "(approximate dendrogram)", len(X), cfg.max_exact_points, cfg.n_neighbors)
-            connectivity = knn_graph(X, cfg.n_neighbors, cfg.device)
+            # cosine neighbours are the euclidean neighbours of the unit vectors
+            unit = cfg.metric == "cosine" and not cfg.l2_normalize
+            graph_X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12) if unit else X
+            connectivity = knn_graph(graph_X, cfg.n_neighbors, cfg.device)
         model = AgglomerativeClustering(
             n_clusters=n_clusters, linkage=cfg.linkage, metric=cfg.metric, connectivity=connectivity,
             distance_threshold=cfg.distance_threshold if n_clusters is None else None)
