@@ -325,6 +325,23 @@ def test_cluster_ablation_checks_every_row_before_running_any(corpus):
     (root / "ablation.yaml").write_text(yaml.safe_dump(spec))
     with pytest.raises(ValueError, match="row name 'a/b' cannot name a folder"):
         invoke_raising(*args)
+    # a C that is not a whole number >= 1, in a late row or at the top: refused naming the file and row, not
+    # after the first rows have trained (it raised a TypeError then)
+    for bad_spec, where in [({"rows": [{"name": "good"}, {"name": "late", "num_clusters": ["5k"]}]},
+                             r"ablation\.yaml: rows\[1\] \(late\): num_clusters must be whole numbers >= 1, got '5k'"),
+                            ({"num_clusters": [3.0], "rows": [{"name": "good"}]},
+                             r"ablation\.yaml: num_clusters must be whole numbers >= 1, got 3\.0"),
+                            ({"num_clusters": 3, "rows": [{"name": "good"}]},
+                             r"ablation\.yaml\.num_clusters: expected a list \(list\), got 3")]:
+        (root / "ablation.yaml").write_text(yaml.safe_dump({"method": "kmeans", **bad_spec}))
+        with pytest.raises(ConfigError, match=where):
+            invoke_raising(*args)
+        assert not (root / "abl").exists()
+    from cimc.cluster.ablation import AblationRow, run_ablation
+
+    with pytest.raises(ConfigError, match="ablation row 'zero': num_clusters must be whole numbers >= 1, got 0"):
+        run_ablation(root / "ivectors.npy", root / "utt2spk", [AblationRow("zero", num_clusters=[0])], [],
+                     root / "abl", method="kmeans")
 
 
 def test_cluster_metrics_names_rows_and_explains_unnamed_vectors(corpus, monkeypatch):
@@ -344,6 +361,12 @@ def test_cluster_table_names_a_file_that_is_not_metrics(tmp_path, text, message)
     (tmp_path / "m.json").write_text(text)
     result = CliRunner().invoke(cli, ["cluster-table", str(tmp_path / "m.json")])
     assert result.exit_code == 2 and "m.json" in result.output and message in result.output
+
+
+def test_cluster_table_names_the_whole_item_when_no_file_matches(tmp_path):
+    item = f"cimc (C=5)={tmp_path / 'c=1' / 'metrics.json'}"  # '=' in the name and in the (missing) path
+    result = CliRunner().invoke(cli, ["cluster-table", item])
+    assert result.exit_code == 2 and f"{item}: no such file" in result.output
 
 
 def test_ablation_rows_describe_their_loss_combination():

@@ -25,6 +25,7 @@ import dataclasses
 import io
 import json
 import logging
+import numbers
 from pathlib import Path
 from typing import Sequence
 
@@ -63,15 +64,26 @@ def load_spec(path: str | Path) -> tuple[AblationSpec, list[AblationRow]]:
     if not path.is_file():
         raise ConfigError(f"ablation spec {path} does not exist")
     spec = from_dict(AblationSpec, read_yaml(path) or {}, where=str(path))
+    check_cluster_counts(spec.num_clusters, str(path))
     rows = []
     for i, values in enumerate(spec.rows):
         row = from_dict(AblationRow, values, where=f"{path}: rows[{i}]")
+        check_cluster_counts(row.num_clusters, f"{path}: rows[{i}] ({row.name})")
         if row.config and not Path(row.config).is_absolute():
             row.config = str(path.parent / row.config)
         rows.append(row)
     if not rows:
         raise ConfigError(f"{path}: no rows")
     return spec, rows
+
+
+def check_cluster_counts(counts: Sequence, where: str) -> None:
+    """Each C of ``counts`` a whole number >= 1, else a ConfigError naming ``where`` (before anything trains)."""
+    if not isinstance(counts, (list, tuple)):
+        raise ConfigError(f"{where}: num_clusters must be a list of whole numbers, got {counts!r}")
+    for c in counts:
+        if isinstance(c, bool) or not isinstance(c, numbers.Integral) or c < 1:
+            raise ConfigError(f"{where}: num_clusters must be whole numbers >= 1, got {c!r}")
 
 
 def rows_from_configs(configs: Sequence[str | Path]) -> list[AblationRow]:
@@ -113,6 +125,7 @@ def run_ablation(input_path: str | Path, ref_path: str | Path, rows: Sequence[Ab
             raise ConfigError(f"ablation row {row.name!r}: {e}") from e
         if not (row.num_clusters or num_clusters):
             raise ConfigError(f"ablation row {row.name!r} has no C: give num_clusters (the row's or the ablation's)")
+        check_cluster_counts(row.num_clusters or num_clusters, f"ablation row {row.name!r}")
     output_dir = Path(output_dir)
     results = []
     for row in rows:

@@ -23,7 +23,8 @@ EXISTING = click.Path(exists=True, dir_okay=False)
 @click.option("--override", "overrides", multiple=True, metavar="KEY=VALUE", help="Config override, repeatable.")
 @click.option("--cuts", type=EXISTING, default=None,
               help="Lhotse cuts of the same utterances: also write DIR/cuts.jsonl.gz with pseudo-label speakers.")
-@click.option("--ref", type=EXISTING, default=None, help="'utt label' file: per-epoch metrics in the log and training.png (CIMC, IMSAT); never trained on.")
+@click.option("--ref", type=EXISTING, default=None,
+              help="'utt label' file: per-epoch metrics in the log and training.png (CIMC, IMSAT); never trained on.")
 @click.option("--exclude", type=EXISTING, default=None,
               help="Utterances to leave out (first column), e.g. exp/ivector/short_train.txt.")
 @click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False),
@@ -96,7 +97,7 @@ def _named_path(item: str) -> tuple[str, Path]:
     for at in (i for i, ch in enumerate(item) if ch == "="):
         if Path(item[at + 1:]).is_file():
             return item[:at], Path(item[at + 1:])
-    raise click.BadParameter(f"{item.rpartition('=')[2]} does not exist", param_hint="RESULTS")
+    raise click.BadParameter(f"{item}: no such file, nor is the text after any '=' in it one", param_hint="RESULTS")
 
 
 def _row_name(path: str | Path) -> str:
@@ -160,8 +161,8 @@ def cluster_ablation_command(extra_configs, input_path, ref, configs, spec, meth
         spec_c = spec_values.num_clusters
     if not rows:
         raise click.UsageError("give row configs (--configs a.yaml b.yaml) or --spec ablation.yaml")
-    try:
-        cs = [int(c) for c in num_clusters.split(",")] if num_clusters else [int(c) for c in spec_c]
+    try:  # the spec's own C values are checked by load_spec, naming its file
+        cs = [int(c) for c in num_clusters.split(",")] if num_clusters else list(spec_c)
     except ValueError:
         raise click.BadParameter(f"{num_clusters!r} is not a comma-separated list of integers",
                                  param_hint="--num-clusters") from None
