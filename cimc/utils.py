@@ -31,6 +31,15 @@ def setup_logging(verbose: bool = False, log_file: str | Path | None = None) -> 
 
 
 def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it (os.umask can only swap it, which for
+    a moment gives files that another thread creates mode 0666)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -113,11 +122,21 @@ def exclusive_dir(out_dir: str | Path, command: str) -> Iterator[Path]:
     """Hold ``out_dir/.lock`` (an flock, released when the process ends however it ends) while ``command`` writes
     ``out_dir``; a second run into the same folder stops at once, naming it, instead of both writing one checkpoint.
     """
+    import errno
     import fcntl
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / ".lock", "a+") as lock:
+    try:
+        lock = open(out_dir / ".lock", "a+")
+    except OSError as e:  # a read-only folder (a shared finished exp/): it can still be read back
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        logger.warning("%s: cannot write its .lock (%s); going on without guarding it against a second run",
+                       out_dir, e.strerror)
+        yield out_dir
+        return
+    with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -125,6 +144,13 @@ def exclusive_dir(out_dir: str | Path, command: str) -> Iterator[Path]:
             holder = lock.read().strip() or "another process"
             raise OutputBusyError(f"{out_dir} is being written by {holder}; wait for it to finish, or give "
                                   "another output folder") from None
+        except OSError as e:  # file systems without flock (Lustre without -o flock, some NFS)
+            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise
+            logger.warning("%s: its file system does not lock files (%s); going on without guarding it against "
+                           "a second run", out_dir, e.strerror)
+            yield out_dir
+            return
         lock.seek(0)
         lock.truncate()
         lock.write(f"{command} (pid {os.getpid()})\n")

@@ -580,3 +580,47 @@ def test_a_second_run_into_a_folder_being_written_stops_naming_the_first(corpus)
         assert not (root / "km" / "labels.npy").exists()
     invoke(*args)  # once it has finished (or died: the lock goes with its process)
     assert skm.adjusted_rand_score(y, np.load(root / "km" / "labels.npy")) == 1.0
+
+
+def test_exclusive_dir_goes_on_unguarded_where_the_folder_cannot_be_locked(tmp_path, monkeypatch, caplog):
+    """A read-only folder (a shared, finished exp/) or a file system without flock (Lustre without -o flock):
+    the command still runs, with a warning, instead of failing on the lock."""
+    import errno
+    import fcntl
+
+    import cimc.utils
+    from cimc.utils import exclusive_dir
+
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with caplog.at_level(logging.WARNING, logger="cimc.utils"), exclusive_dir(tmp_path / "a", "test") as out:
+        assert out == tmp_path / "a"
+    assert "does not lock files (No locks available)" in caplog.text
+    monkeypatch.undo()
+
+    def read_only(path, mode="r", *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(cimc.utils, "open", read_only, raising=False)  # as root, chmod would not stop a write
+    with caplog.at_level(logging.WARNING, logger="cimc.utils"), exclusive_dir(tmp_path / "b", "test") as out:
+        assert out == tmp_path / "b"
+    assert "cannot write its .lock (Permission denied)" in caplog.text
+    monkeypatch.undo()
+    with exclusive_dir(tmp_path / "c", "test"):  # and where it can, the lock still excludes a second run
+        with pytest.raises(cimc.utils.OutputBusyError):
+            with exclusive_dir(tmp_path / "c", "again"):
+                pass
+
+
+def test_umask_is_read_without_changing_it():
+    import os
+
+    from cimc.utils import _umask
+
+    before = os.umask(0o027)
+    try:
+        assert _umask() == 0o027 and _umask() == 0o027
+    finally:
+        os.umask(before)
