@@ -473,6 +473,25 @@ def test_reclustering_an_unfinished_folder_leaves_nothing_of_the_earlier_request
     assert json.loads((out / "summary.json").read_text())["cuts"] == str((root / "renamed.jsonl.gz").resolve())
 
 
+def test_an_output_folder_of_another_stage_is_refused_not_cleaned(corpus):
+    """--output mistyped onto another tool's folder (an ECAPA experiment's config.yaml, say): refused before its
+    files are removed; a cluster folder whose run died before any labels (only its .lock) is still taken."""
+    root, _, _ = corpus
+    other = root / "exp_sv"
+    other.mkdir()
+    (other / "config.yaml").write_text("model: ecapa\n")
+    args = ["cluster", "--input", root / "ivectors.npy", "--method", "kmeans", "--num-clusters", 3]
+    with pytest.raises(ValueError, match=r"exp_sv holds config\.yaml but no clustering by `cimc cluster`"):
+        invoke_raising(*args, "--output", other)
+    assert (other / "config.yaml").read_text() == "model: ecapa\n" and not (other / "labels.npy").exists()
+    died = root / "died"
+    died.mkdir()
+    (died / ".lock").write_text("cimc cluster --method cimc (pid 1)\n")
+    (died / "config.yaml").write_text("stale\n")
+    invoke(*args, "--output", died)
+    assert (died / "labels.npy").is_file() and "n_init" in (died / "config.yaml").read_text()
+
+
 def test_all_zero_vectors_are_named_by_utterance(corpus):
     """A zero vector has no direction: methods that l2-normalise stop naming it; raw k-means keeps it."""
     root, ids, _ = corpus

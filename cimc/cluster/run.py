@@ -125,6 +125,20 @@ RESULT_FILES = ("labels.npy", "labels.txt", "cuts.jsonl.gz", "config.yaml", "sum
                 "metrics.json")
 
 
+def check_own_folder(output_dir: Path) -> None:
+    """Refuse an unfinished ``output_dir`` that holds files named as ours (a config.yaml, say) but no clustering
+    of ours: an --output mistyped onto another stage's folder would otherwise lose them to the cleanup before a run.
+    Ours: labels.npy (written first), or the .lock a run leaves, naming ``cimc cluster``."""
+    present = [name for name in RESULT_FILES if (output_dir / name).exists()]
+    if not present or is_done(output_dir) or (output_dir / "labels.npy").is_file():
+        return
+    lock = output_dir / ".lock"
+    if lock.is_file() and lock.read_text(errors="replace").startswith("cimc cluster"):
+        return
+    raise ValueError(f"{output_dir} holds {', '.join(present)} but no clustering by `cimc cluster`, and a run "
+                     "would replace them; give the clustering a folder of its own")
+
+
 def check_cuts_cover(cuts: str | Path, ids: Sequence[str]) -> None:
     """Raise naming the utterances of ``ids`` that have no cut in ``cuts``: found before clustering, not after."""
     have = {cut.id for cut in iter_cuts(cuts)}
@@ -172,6 +186,7 @@ def cluster_to_dir(input_path: str | Path, method: str, n_clusters: int | None, 
         clusterer.config.checkpoint_dir = str(output_dir / "checkpoint")
     if cuts is not None:
         open_cuts(cuts)  # likewise a wrong --cuts file (its first line), before the clustering
+    check_own_folder(output_dir)
     with exclusive_dir(output_dir, f"cimc cluster --method {method}"):
         if is_done(output_dir):
             check_finished_request(output_dir, method, n_clusters, input_path, exclude, clusterer.config)
