@@ -304,7 +304,7 @@ def bar_check(results: dict[tuple[str, str], list[dict]], chain: list[tuple[str,
     named = dict.fromkeys(name for left, _, right in chain for name in (left, right))
     missing = [name for name in named if name not in rows_run]
     if missing:  # a misspelt --bar row would otherwise vanish without a word
-        text += f"\n\nNot checked: no row named {', '.join(missing)} ran; its links are left out."
+        text += f"\n\nNot checked, no such row ran: {', '.join(missing)} (links naming it are left out)."
     return text.strip()
 
 

@@ -16,8 +16,7 @@
 #       instead of isotropic noise, the within-speaker spread times WITHIN_SCALE (default 1); d is DIR's. For
 #       mini_synth's 200 x 20 set, 1.45 makes 300 speakers as hard by neighbours as the source (nearest
 #       neighbour the same speaker 0.810, of the 10 nearest 0.687; the source 0.800, 0.623; at 1: 1.000, 0.994).
-#       .sweep/ms200: `egs/mini_synth/run.sh --stop-stage 3 --num-speakers 200` run in a copy of egs/mini_synth,
-#       then its exp/ivector/ivectors_train.{npy,ids} and data/kaldi/train/utt2spk copied to the top of DIR
+#       .sweep/ms200: `SETS=ms200 bash bench/make_sweep_sets.sh` (mini_synth stages 0-3 with 200 speakers)
 # Ends with the table of the runs (OUT/proxy_runs.jsonl, OUT defaults to /tmp/cpu_paper_proxy).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -11,7 +11,8 @@
 #     every neighbour is and CIMC reached ACC 0.819 of a possible 0.834 (bench/cluster_speed.py's docstring).
 #     FIT_TO=DIR instead draws the set from a Gaussian with the between- and within-speaker covariances of
 #     DIR/ivectors_train.npy + DIR/utt2spk (e.g. the 200-speaker mini_synth set, whose 200 speakers give a
-#     full-rank 100 x 100 between-speaker covariance; carry the folder to the GPU machine). On the 2,000 set's
+#     full-rank 100 x 100 between-speaker covariance: `SETS=ms200 bash bench/make_sweep_sets.sh`, ~6 min on a
+#     2-core CPU, before the device call; carry the folder to the GPU machine). On the 2,000 set's
 #     covariances such a set showed mixup's long-run cost as the i-vectors do; isotropic noise did not
 #     (docs/cimc_tuning.md, "Can a synthetic set stand in for the i-vectors?").
 #   bash bench/gpu_cluster.sh              # full size (GPU machine), ~6 min
@@ -38,6 +39,10 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 LOG=${OUT:-/tmp}/gpu_cluster.log
 RUNS=${OUT:-/tmp}/full_runs.jsonl
 mkdir -p "$(dirname "$LOG")"
+if [ -n "${FIT_TO:-}" ] && [ ! -f "$FIT_TO/ivectors_train.npy" ]; then  # before minutes of device time
+  echo "$0: FIT_TO=$FIT_TO holds no ivectors_train.npy (make .sweep/ms200 with bench/make_sweep_sets.sh)" >&2
+  exit 1
+fi
 rm -f "$RUNS"
 full_run() {  # full_run [ARGS...] [-- "KEY=VALUE KEY=VALUE"]: one whole run, its results appended to $RUNS
   local sets=() args=()

@@ -5,7 +5,7 @@
 #   bash bench/gpu_cluster_quality.sh                  # GPU machine: ~6 min
 #   SIZE=tiny bash bench/gpu_cluster_quality.sh        # a minute on a CPU, to check the script works
 # SETS: folders each holding a mini_synth training set's ivectors_train.npy/.ids and utt2spk (default
-# .sweep/*/, carried to the GPU machine); VARIANTS: the rows (default bench/sweeps/cimc_screen.yaml);
+# .sweep/*/, made by bench/make_sweep_sets.sh and carried to the GPU machine); VARIANTS: the rows (default bench/sweeps/cimc_screen.yaml);
 # UNBALANCED=MIN,MAX adds each set cut to MIN..MAX utterances per speaker; BAR: chains of row names to check
 # seed by seed, separated by ';' (default cimc>=imsat>kmeans). The mixup screen still to run:
 #   SETS=.sweep/ms50/ UNBALANCED=8,50 VARIANTS=bench/sweeps/cimc_mixup.yaml bash bench/gpu_cluster_quality.sh
@@ -18,7 +18,12 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THR
 DIR=${OUT:-/tmp}
 mkdir -p "$DIR"
 DATA=()
-for dir in ${SETS:-.sweep/*/}; do DATA+=(--ivectors "$dir/ivectors_train.npy" --utt2spk "$dir/utt2spk"); done
+for dir in ${SETS:-.sweep/*/}; do
+  if [ ! -f "$dir/ivectors_train.npy" ]; then
+    echo "$0: no i-vector set in $dir (make .sweep/ms50 and ms200 with bench/make_sweep_sets.sh)" >&2; exit 1
+  fi
+  DATA+=(--ivectors "$dir/ivectors_train.npy" --utt2spk "$dir/utt2spk")
+done
 if [ -n "${UNBALANCED:-}" ]; then DATA+=(--unbalanced "$UNBALANCED"); fi
 if [ -n "${BAR:-}" ]; then  # else bench/cluster_quality.py's own default chain
   IFS=';' read -ra CHAINS <<<"$BAR"

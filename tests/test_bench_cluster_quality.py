@@ -120,9 +120,9 @@ def test_bar_check_pairs_seeds_and_says_whether_each_link_holds(cq):
     assert cq.bar_check(results, cq.bar_chain("b>a")).splitlines()[2].startswith(
         "| set (N=9, C=3) | b > a | 3 | -0.200 ± 0.058 fails |")  # beyond two standard errors: no "noise" mark
     # no row named d (a misspelt --bar, say): nothing to check, and the text says so
-    assert cq.bar_check(results, cq.bar_chain("c>d")) == "Not checked: no row named d ran; its links are left out."
-    assert cq.bar_check(results, cq.bar_chain("a>=b>d")).endswith("\n\nNot checked: no row named d ran; "
-                                                                 "its links are left out.")
+    missing = "Not checked, no such row ran: d (links naming it are left out)."
+    assert cq.bar_check(results, cq.bar_chain("c>d")) == missing
+    assert cq.bar_check(results, cq.bar_chain("a>=b>d")).endswith("\n\n" + missing)
     one_seed = {key: [r for r in rs if r["seed"] == 1] for key, rs in results.items()}
     # seed 1: c - a = 0.7 - 0.8 (ACC), 0.5 - 0.5 (NMI); no spread, so no standard error and no noise verdict
     assert cq.bar_check(one_seed, cq.bar_chain("c>=a")).splitlines()[2] == (
