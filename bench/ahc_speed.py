@@ -7,7 +7,7 @@ which it completes itself by joining every pair of components (O(c^2) searches),
 For each N in ``--num-items``: seconds for each graph (the same k-NN edges: checked), the ratio, the merge times, on
 synthetic l2-normalised "i-vectors" around ``--num-clusters`` centres. scikit-learn's search is timed only up to
 ``--sklearn-max`` points (its cost grows as N^2). The merges grow faster than linearly (x3.6 per doubling of N
-from 50,000 to 200,000 points: bench/results/ahc_speed_200k_intel.md); the search as N^2 D (0.5 PFLOP at
+from 50,000 to 200,000 points: bench/results/ahc_speed_200k_amd.md); the search as N^2 D (0.5 PFLOP at
 VoxCeleb2's 1.09M x 400).
 
     OMP_NUM_THREADS=2 python bench/ahc_speed.py --num-items 20000 50000 100000 --num-clusters 2000

@@ -4,7 +4,7 @@
 #   .sweep/ms200  200 speakers x 20 utterances (the "4,000" set)   egs/mini_synth/run.sh --num-speakers 200
 #   .sweep/ms800  40 speakers x 20 utterances (the recipe's own 800 set)
 # Each runs the recipe's stages 0-3 into .sweep/NAME/work and copies ivectors_train.{npy,ids} and utt2spk to
-# .sweep/NAME/. A set already there is kept. On a 2-core Intel Xeon: ms200 5.5 min (the others less).
+# .sweep/NAME/. A set already there is kept. On a 2-core AMD EPYC: ms200 5.5 min (the others less).
 #   bash bench/make_sweep_sets.sh              # ms50 and ms200
 #   SETS="ms200" bash bench/make_sweep_sets.sh
 set -euo pipefail
