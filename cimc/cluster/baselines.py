@@ -379,11 +379,19 @@ class SpectralClusterer(Clusterer):
         inv_sqrt = 1.0 / np.sqrt(np.maximum(degree, 1e-12))
         top = min(self.config.max_clusters + 1, n)
         if sp.issparse(affinity):
+            from scipy.sparse.csgraph import connected_components
             from scipy.sparse.linalg import eigsh
 
             normalised = sp.diags(inv_sqrt) @ affinity @ sp.diags(inv_sqrt)
             if top < n - 1:
-                mu = eigsh(normalised, k=top, which="LA", return_eigenvectors=False)
+                start = np.random.default_rng(0).uniform(0.5, 1.5, n)  # ARPACK's own start is random: seeded
+                mu = eigsh(normalised, k=top, which="LA", return_eigenvectors=False, v0=start,
+                           ncv=min(n, max(2 * top + 1, 40)))
+                # Lanczos may miss copies of a repeated eigenvalue, and 1 repeats once per connected component
+                # (well-separated speakers: a k-NN graph of several components): K came out one short, at random.
+                # The number of components is known exactly; the eigenvalues below 1 are ARPACK's.
+                components = connected_components(affinity, directed=False)[0]
+                mu = np.concatenate([np.ones(min(components, top)), np.sort(mu[mu < 1 - 1e-9])[::-1]])[:top]
             else:
                 mu = np.linalg.eigvalsh(normalised.toarray())
         else:
