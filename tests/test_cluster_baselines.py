@@ -58,6 +58,25 @@ def test_lloyd_hand_worked_and_inertia_like_sklearn():
     assert ours <= 1.05 * ref
 
 
+def test_lloyd_keeps_the_start_of_lowest_inertia():
+    """n_init starts: the k-means++ seedings drawn one after another from the seeded generator, each run to
+    convergence from its own centres; the result is the lowest of their inertias (here the 4th of 5, not the last)."""
+    import torch
+
+    from cimc.cluster.lloyd import kmeans_plus_plus
+
+    X, _ = blobs(n=1000, k=20, dim=6, seed=2, std=2.5)
+    X = X.astype(np.float32)
+    labels, ours = lloyd_kmeans(X, 20, device="cpu", n_init=5, seed=0, chunk_size=256)
+    generator = torch.Generator().manual_seed(0)
+    starts = [kmeans_plus_plus(torch.as_tensor(X), 20, generator, 256).numpy() for _ in range(5)]
+    each = [lloyd_kmeans(X, 20, device="cpu", chunk_size=256, init=start)[1] for start in starts]
+    assert int(np.argmin(each)) not in (0, 4) and len(set(each)) == 5  # the best is neither the first nor the last
+    assert ours == pytest.approx(min(each), rel=1e-6)
+    centres = np.stack([X[labels == k].mean(0) for k in range(20)])  # the labels are that run's: same inertia
+    assert ((X - centres[labels]) ** 2).sum() == pytest.approx(ours, rel=1e-4)
+
+
 def test_lloyd_from_given_centres_matches_sklearn_iteration_for_iteration():
     X, _ = blobs(n=600, k=8, dim=5, seed=4, std=3.0)  # overlapping: several iterations before convergence
     init = X[:8]
@@ -122,6 +141,21 @@ def test_gmm_backends_agree_and_auto_picks_torch_for_large_n_times_k(caplog, mon
         method("gmm", backend="torch", covariance_type="full")
 
 
+def test_torch_gmm_keeps_the_start_of_highest_likelihood():
+    """n_init EM runs from k-means starts seeded seed, seed + 1, ...: the labels are those of the run with the
+    highest mean log-likelihood (here the 3rd of 5), as scikit-learn keeps its best init."""
+    from cimc.cluster.gmm import diag_gmm_em
+
+    X, _ = blobs(n=600, k=8, dim=5, seed=2, std=3.0)
+    ours = method("gmm", backend="torch", device="cpu", chunk_size=64, n_init=5).fit_predict(X, 8)
+    runs = [diag_gmm_em(prepare_input(X, 8, True, "gmm"), 8, seed=s, device="cpu", chunk_size=64) for s in range(5)]
+    likelihoods = [info["mean_log_likelihood"] for _, info in runs]
+    best, worst = int(np.argmax(likelihoods)), int(np.argmin(likelihoods))
+    assert best not in (0, 4) and len(set(np.round(likelihoods, 6))) >= 4
+    assert adjusted_rand_score(runs[best][0], ours) == 1.0
+    assert adjusted_rand_score(runs[worst][0], ours) < 1.0
+
+
 def test_fits_that_cannot_fit_in_memory_are_refused_before_they_start(monkeypatch):
     """Spectral's K eigenvectors and scikit-learn GMM's (N, K) arrays at VoxCeleb2 size: a clear error, not a
     process killed hours later. The need is checked against the machine's memory (here made 100 kB)."""
@@ -146,6 +180,26 @@ def test_spectral_eigengap_estimates_the_number_of_blobs(k):
     labels = make_clusterer("spectral").fit_predict(X, None)
     assert len(np.unique(labels)) == k
     assert adjusted_rand_score(y, labels) > 0.95 or k == 1
+
+
+@pytest.mark.parametrize("k, seed", [(2, 22), (4, 24), (6, 6)])
+def test_spectral_eigengap_on_a_sparse_affinity_matches_dense_eigenvalues(k, seed):
+    """The sparse branch (nearest-neighbour affinity, or above max_dense_points with K unknown) takes the top
+    eigenvalues by ARPACK; the eigengap of the same Laplacian's dense spectrum (numpy) gives the same K, the
+    number of blobs, every time. The k-NN graph of separated blobs has one component each, so the eigenvalue 0
+    repeats k times; ARPACK from a random start missed a copy (k = 6 here: K 5 in about 2 calls of 5)."""
+    from sklearn.neighbors import kneighbors_graph
+
+    X, _ = blobs(n=300, k=k, dim=16, seed=seed)
+    graph = kneighbors_graph(X, 10, include_self=False)
+    affinity = graph.maximum(graph.T).tocsr()
+    degree = np.asarray(affinity.sum(axis=1)).ravel()
+    dense = np.eye(len(X)) - affinity.toarray() / np.sqrt(np.outer(degree, degree))
+    spectrum = np.linalg.eigvalsh(dense)[:11]
+    want = int(np.argmax(np.diff(spectrum))) + 1
+    spectral = method("spectral", max_clusters=10)
+    assert want == k
+    assert [spectral.estimate_num_clusters(affinity) for _ in range(5)] == [k] * 5
 
 
 def test_spectral_nearest_neighbour_affinity_and_large_n_switch(caplog):
