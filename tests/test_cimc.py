@@ -249,6 +249,37 @@ def test_supcon_waits_for_warmup_and_settled_predictions():
     assert [("supcon" in h) for h in alone] == [False] * 36 + [True] * 84
 
 
+def test_train_step_sums_the_weighted_terms_and_decays_the_lr_to_the_papers_total():
+    """The optimised loss is sum_i w_i * term_i, SupCon's weight 0 until its gate opens and then ramped over a
+    tenth of the run; the lr at step s is lr * lr_decay ** (epochs * s / total steps), so the run ends at
+    lr * lr_decay ** epochs (the paper's 150 epochs of 0.996) however many steps it takes."""
+    from cimc.cluster.trainer import Trainer
+
+    X, _ = blobs(n_per=20, n_clusters=4, dim=8)
+    cfg = tiny(epochs=50, min_steps=200, losses=("imsat", "supcon", "mixup"), supcon_weight=0.5, mixup_weight=0.3,
+               lam=1.0, lr_decay=0.9)
+    trainer = Trainer(X, 4, cfg)
+    constants = {"vat": 2.0, "mi": 7.0, "supcon": 3.0, "mixup": 5.0}  # imsat = vat + mi
+
+    def fake(name):  # a term with a gradient (so a step runs) and a known value
+        return lambda ctx: (ctx.logits.float().sum() * 0.0 + constants[name], {})
+
+    trainer.terms = [(name, fake(name), weight) for name, _, weight in trainer.terms]
+    assert [(n, w) for n, _, w in trainer.terms] == [("vat", 1.0), ("mi", 1.0), ("supcon", 0.5), ("mixup", 0.3)]
+    total = trainer.schedule.total_steps
+    assert total >= 200  # min_steps added epochs
+    batch = torch.arange(trainer.schedule.batch_size)
+    trainer.step = 7  # SupCon's gate still closed
+    assert float(trainer.train_step(batch)["loss"]) == pytest.approx(9.0 + 0.3 * 5.0)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.9 ** (50 * 7 / total))
+    trainer.supcon_began, trainer.step = 10, 10 + total // 20 - 1  # half way up SupCon's ramp (a tenth of the run)
+    assert float(trainer.train_step(batch)["loss"]) == pytest.approx(9.0 + 0.5 * 3.0 * (total // 20) / (total // 10)
+                                                                     + 0.3 * 5.0)
+    trainer.step = total  # the end of the run: the paper's total decay
+    assert float(trainer.train_step(batch)["loss"]) == pytest.approx(9.0 + 0.5 * 3.0 + 0.3 * 5.0)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.9 ** 50)
+
+
 def test_entropy_warmup_ramps_the_conditional_entropy_in_and_keeps_predictions_soft():
     from cimc.cluster.trainer import Trainer
 

@@ -209,6 +209,33 @@ def test_vat_loss_is_zero_at_zero_radius():
     assert float(loss) == pytest.approx(0.0, abs=1e-6)  # r = 0: p(x + r) == p(x) (same batch statistics)
 
 
+def test_vat_loss_matches_a_naive_power_iteration_with_per_sample_radii():
+    """R_SAT by hand: a random unit d, one power iteration (the gradient of KL(p(x) || p(x + xi d)) w.r.t. d, made
+    unit per row), then KL(p(x) || p(x + eps_i d_i)) with each sample's own radius; batch statistics throughout."""
+    model, x = _model_and_batch()
+    logits = model(x)
+    eps = torch.linspace(0.05, 0.6, len(x))  # distinct radii: one radius for all would not match
+    xi = 0.1
+
+    def naive_kl(p_logits, q_logits):
+        p = F.softmax(p_logits, dim=1)
+        return (p * (F.log_softmax(p_logits, dim=1) - F.log_softmax(q_logits, dim=1))).sum(1).mean()
+
+    torch.manual_seed(11)
+    loss, _ = L.VatLoss(xi=xi)(L.LossContext(model, x, logits, eps))
+    torch.manual_seed(11)
+    d = torch.randn_like(x)
+    d = (d / d.norm(dim=1, keepdim=True)).requires_grad_(True)
+    with L.frozen_batchnorm_stats(model):
+        grad, = torch.autograd.grad(naive_kl(logits.detach(), model(x + xi * d)), d)
+        r = (grad / grad.norm(dim=1, keepdim=True)).detach()
+        want = naive_kl(logits.detach(), model(x + eps[:, None] * r))
+    assert float(want) > 1e-4  # a real perturbation, not the zero-radius case
+    assert float(loss) == pytest.approx(float(want), rel=1e-4)
+    with L.frozen_batchnorm_stats(model):  # the mean radius instead: a different value
+        assert float(naive_kl(logits.detach(), model(x + eps.mean() * r))) != pytest.approx(float(want), rel=1e-3)
+
+
 def test_mixup_matches_hand_computation():
     model, x = _model_and_batch()
     logits = model(x)
