@@ -149,6 +149,22 @@ def test_degenerate_labelings_follow_sklearn():
     assert "ami" not in information_scores(contingency_table([0, 1], [0, 1]), adjusted=False)
 
 
+@pytest.mark.parametrize("average_method", ["arithmetic", "geometric", "min", "max"])
+def test_information_scores_every_average_and_unadjusted_match_sklearn(average_method):
+    rng = np.random.default_rng(7)
+    true = rng.integers(0, 12, 2_000)
+    pred = np.where(rng.random(2_000) < 0.6, true, rng.integers(0, 9, 2_000))  # correlated, C != K
+    table = contingency_table(true, pred)
+    got = information_scores(table, average_method=average_method)
+    assert got["nmi"] == pytest.approx(skm.normalized_mutual_info_score(true, pred, average_method=average_method),
+                                       abs=1e-9)
+    assert got["ami"] == pytest.approx(skm.adjusted_mutual_info_score(true, pred, average_method=average_method),
+                                       abs=1e-9)
+    unadjusted = information_scores(table, average_method=average_method, adjusted=False)
+    assert unadjusted == pytest.approx({"nmi": got["nmi"], "homogeneity": skm.homogeneity_score(true, pred),
+                                        "completeness": skm.completeness_score(true, pred)}, abs=1e-9)
+
+
 def test_feature_metrics_match_sklearn():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(300, 6)) + np.repeat(rng.normal(scale=3, size=(5, 6)), 60, axis=0)
