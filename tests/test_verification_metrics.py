@@ -85,6 +85,12 @@ def test_unbalanced_counts_match_brute_force():
     for p in (0.01, 0.05):
         assert compute_min_dcf(scores, labels, p)[0] == pytest.approx(brute_force_min_dcf(scores, labels, p))
     assert compute_eer(scores, labels)[0] == pytest.approx(sklearn_eer(scores, labels))
+    # unequal costs (SRE's c_miss 10): swapped weights would give another value
+    for c_miss, c_fa in [(10.0, 1.0), (1.0, 10.0)]:
+        got = compute_min_dcf(scores, labels, 0.05, c_miss=c_miss, c_fa=c_fa)[0]
+        assert got == pytest.approx(brute_force_min_dcf(scores, labels, 0.05, c_miss, c_fa))
+    assert brute_force_min_dcf(scores, labels, 0.05, 10.0, 1.0) != pytest.approx(
+        brute_force_min_dcf(scores, labels, 0.05, 1.0, 10.0))
 
 
 @settings(max_examples=60, deadline=None)
@@ -97,8 +103,12 @@ def test_random_scores_with_ties_match_references(targets, nontargets, p_target)
     scores = np.array(targets + nontargets, dtype=float)
     labels = np.array([1] * len(targets) + [0] * len(nontargets))
     assert compute_min_dcf(scores, labels, p_target)[0] == pytest.approx(brute_force_min_dcf(scores, labels, p_target))
-    eer = compute_eer(scores, labels)[0]
+    eer, threshold = compute_eer(scores, labels)
     assert eer == pytest.approx(sklearn_eer(scores, labels))
+    # its threshold is an operating point (accept score >= t) whose miss and false-alarm rates bracket the EER
+    accept = scores >= threshold
+    miss, fa = (~accept & (labels == 1)).sum() / len(targets), (accept & (labels == 0)).sum() / len(nontargets)
+    assert min(miss, fa) - 1e-12 <= eer <= max(miss, fa) + 1e-12
     rates = brute_force_rates(scores, labels)
     # The crossing lies between the best "both below" and the best "both above" operating points.
     assert rates.min(axis=1).max() - 1e-12 <= eer <= rates.max(axis=1).min() + 1e-12
