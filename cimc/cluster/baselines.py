@@ -25,6 +25,7 @@ import numpy as np
 from cimc.cluster.base import Clusterer, register_clusterer
 from cimc.config import require, require_choice
 from cimc.metrics.clustering import encode_labels
+from cimc.scoring import length_normalize
 from cimc.vectors import nonfinite_rows
 
 logger = logging.getLogger(__name__)
@@ -41,9 +42,7 @@ def prepare_input(X: np.ndarray, n_clusters: int | None, l2_normalize: bool, met
         raise ValueError(f"{method}: {bad.size} rows contain NaN/inf, first at row {int(bad[0])}")
     if n_clusters is not None and not 1 <= n_clusters <= X.shape[0]:
         raise ValueError(f"{method}: n_clusters={n_clusters} must be between 1 and the number of points {X.shape[0]}")
-    if l2_normalize:
-        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-    return X
+    return length_normalize(X) if l2_normalize else X
 
 
 def physical_memory_bytes() -> int | None:
@@ -307,8 +306,7 @@ class AhcClusterer(Clusterer):
                         "(approximate dendrogram)", len(X), cfg.max_exact_points, cfg.n_neighbors)
             # cosine neighbours are the euclidean neighbours of the unit vectors
             unit = cfg.metric == "cosine" and not cfg.l2_normalize
-            graph_X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12) if unit else X
-            connectivity = knn_graph(graph_X, cfg.n_neighbors, cfg.device)
+            connectivity = knn_graph(length_normalize(X) if unit else X, cfg.n_neighbors, cfg.device)
         model = AgglomerativeClustering(
             n_clusters=n_clusters, linkage=cfg.linkage, metric=cfg.metric, connectivity=connectivity,
             distance_threshold=cfg.distance_threshold if n_clusters is None else None)
