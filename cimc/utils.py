@@ -117,16 +117,12 @@ class OutputBusyError(OSError):
     """Another process holds the output folder (:func:`exclusive_dir`)."""
 
 
-@contextlib.contextmanager
-def exclusive_dir(out_dir: str | Path, command: str) -> Iterator[Path]:
-    """Hold ``out_dir/.lock`` (an flock, released when the process ends however it ends) while ``command`` writes
-    ``out_dir``; a second run into the same folder stops at once, naming it, instead of both writing one checkpoint.
-    """
+def _take_lock(out_dir: Path, command: str):
+    """``out_dir/.lock`` opened, flocked and naming ``command``; None (warned) where the folder is read-only or
+    its file system does not lock files. OutputBusyError when another process holds it."""
     import errno
     import fcntl
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     try:
         lock = open(out_dir / ".lock", "a+")
     except OSError as e:  # a read-only folder (a shared finished exp/): it can still be read back
@@ -134,31 +130,45 @@ def exclusive_dir(out_dir: str | Path, command: str) -> Iterator[Path]:
             raise
         logger.warning("%s: cannot write its .lock (%s); going on without guarding it against a second run",
                        out_dir, e.strerror)
-        yield out_dir
-        return
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "another process"
-            raise OutputBusyError(f"{out_dir} is being written by {holder}; wait for it to finish, or give "
-                                  "another output folder") from None
-        except OSError as e:  # file systems without flock (Lustre without -o flock, some NFS)
-            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-                raise
-            logger.warning("%s: its file system does not lock files (%s); going on without guarding it against "
-                           "a second run", out_dir, e.strerror)
-            yield out_dir
-            return
+        return None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         lock.seek(0)
-        lock.truncate()
-        lock.write(f"{command} (pid {os.getpid()})\n")
-        lock.flush()
-        try:
-            yield out_dir
-        finally:
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise OutputBusyError(f"{out_dir} is being written by {holder}; wait for it to finish, or give "
+                              "another output folder") from None
+    except OSError as e:  # file systems without flock (Lustre without -o flock, some NFS)
+        lock.close()
+        if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+        logger.warning("%s: its file system does not lock files (%s); going on without guarding it against "
+                       "a second run", out_dir, e.strerror)
+        return None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{command} (pid {os.getpid()})\n")
+    lock.flush()
+    return lock
+
+
+@contextlib.contextmanager
+def exclusive_dir(out_dir: str | Path, command: str) -> Iterator[Path]:
+    """Hold ``out_dir/.lock`` (an flock, released when the process ends however it ends) while ``command`` writes
+    ``out_dir``; a second run into the same folder stops at once, naming it, instead of both writing one checkpoint.
+    """
+    import fcntl
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = _take_lock(out_dir, command)
+    try:
+        yield out_dir
+    finally:
+        if lock is not None:
             fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()
 
 
 def is_done(out_dir: str | Path) -> bool:
