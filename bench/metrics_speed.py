@@ -23,8 +23,8 @@ import numpy as np
 from sklearn import metrics as skm
 
 from cimc.metrics.clustering import (
-    DEFAULT_SILHOUETTE_SAMPLE, METRIC_NAMES, calinski_harabasz, clustering_metrics, contingency_table, davies_bouldin, information_scores,
-    silhouette_cosine,
+    DEFAULT_SILHOUETTE_SAMPLE, METRIC_NAMES, calinski_harabasz, clustering_metrics, contingency_table, davies_bouldin,
+    information_scores, silhouette_cosine,
 )
 
 
