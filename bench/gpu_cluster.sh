@@ -19,9 +19,10 @@
 #   SIZE=tiny bash bench/gpu_cluster.sh    # seconds on a CPU, to check the script works
 #   CLUSTERS=5000 STEPS=10 bash bench/gpu_cluster.sh   # shorter step table (each new C compiles the loss math again)
 #   CLUSTERS= bash bench/gpu_cluster.sh                 # the whole run alone, ~5 min
-#   FIT_TO=.sweep/ms200 CLUSTERS= ALSO_SET=entropy_warmup_max_steps=0 bash bench/gpu_cluster.sh   # first check:
-#       the defaults (H(Y|X) ramp capped at 1,000 steps), then the uncapped 70 % ramp that failed a CPU proxy of
-#       this regime (bench/cpu_paper_proxy.sh; docs/cimc_tuning.md, "The paper's regime on a CPU"); ~10 min
+#   FIT_TO=.sweep/ms200 CLUSTERS= ALSO_SET='seed=1; seed=2; seed=1 entropy_warmup_max_steps=1000' bash bench/gpu_cluster.sh
+#       next check (~17 min, so two calls: split ALSO_SET): more seeds of the defaults (H(Y|X) ramp over 70 % of the
+#       run) and of the 1,000-step cap that was the default until the H200 run of 2026-12-04 (docs/cimc_tuning.md,
+#       "The paper's regime on a GPU": seed 0 capped ACC 0.737, uncapped 0.822); then ALSO_SET=entropy_warmup=0
 #   CLUSTERS= ALSO_SET=mixup_weight=0.3 bash bench/gpu_cluster.sh   # the defaults, then a run with a change:
 #       a milder mixup, the long-run lead (docs/cimc_tuning.md, "What costs CIMC on a long run: mixup"); ~10 min
 #   CLUSTERS= ALSO_SET='losses=[imsat,supcon]' bash bench/gpu_cluster.sh   # ... or CIMC without mixup (YAML value)

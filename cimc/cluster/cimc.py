@@ -54,7 +54,7 @@ class CimcConfig:
     eps_scale: float = 0.5  # ...times this. DEPARTURE: IMSAT uses 0.25 (docs/cimc_tuning.md)
     vat_xi: float = 0.05  # VAT power-iteration step for unit-norm inputs (IMSAT's xi=10 on MNIST; see conf)
     entropy_warmup: float = 0.7  # DEPARTURE: H(Y|X)'s weight ramps 0 -> 1 over this fraction of the run (paper: 0)
-    entropy_warmup_max_steps: int = 1000  # DEPARTURE: ...but over at most this many steps (0: no cap; see conf)
+    entropy_warmup_max_steps: int = 0  # ...over at most this many steps (0: no cap, the default; see conf)
     marginal_momentum: float = 0.0  # H(Y) on p(y) averaged over batches with this momentum (0: the batch's, paper)
     # SupCon on l2-normalised logits with online argmax labels
     supcon_weight: float = 1.0
