@@ -73,6 +73,30 @@ def test_same_seed_same_labels_other_seed_other_init():
     assert c.history[-1]["loss"] != train_cimc(X, 4, cfg).history[-1]["loss"]
 
 
+@pytest.mark.parametrize("precision, in_run", [("tf32", True), ("fp32", False)])
+def test_tf32_switches_hold_for_the_run_only(precision, in_run):
+    """precision sets torch's process-wide TF32 switches while CIMC trains; whatever runs next in the process
+    (k-means, the GMM, ECAPA) gets the caller's back."""
+    import torch
+
+    X, y = blobs(n_per=20, n_clusters=4, dim=8)
+    seen = []
+
+    def metrics(_truth, _pred):
+        seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+        return {}
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    caller = (not in_run, not in_run)
+    try:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = caller
+        train_cimc(X, 4, tiny(epochs=2, min_steps=0, precision=precision), reference_labels=y, metrics_fn=metrics)
+        assert seen and all(flags == (in_run, in_run) for flags in seen)
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == caller
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
 @pytest.mark.parametrize("marginal_momentum", [0.0, 0.5])  # 0.5: the running p(y) is in the checkpoint too
 def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, monkeypatch, caplog, marginal_momentum):
     from cimc.cluster.trainer import Trainer

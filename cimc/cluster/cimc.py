@@ -12,11 +12,12 @@ each departure is documented on its config field, in egs/*/conf/cimc.yaml and in
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Iterator
 
 import numpy as np
 
@@ -236,7 +237,8 @@ def make_schedule(n_points: int, config: CimcConfig) -> Schedule:
 
 
 def precision_dtypes(config: CimcConfig, device: str):
-    """(autocast dtype or None, matmul dtype for SupCon) and set TF32 flags."""
+    """(autocast dtype or None, matmul dtype for SupCon), and torch's TF32 switches set for the run (they act on
+    CUDA only; :func:`train_cimc` puts back the caller's)."""
     import torch
 
     mode = config.precision
@@ -244,9 +246,8 @@ def precision_dtypes(config: CimcConfig, device: str):
         mode = "bf16" if device.startswith("cuda") else "fp32"
     if mode not in {"fp32", "tf32", "bf16"}:
         raise ValueError(f"precision {config.precision!r}: use auto, fp32, tf32 or bf16")
-    if device.startswith("cuda"):
-        torch.backends.cuda.matmul.allow_tf32 = mode != "fp32"
-        torch.backends.cudnn.allow_tf32 = mode != "fp32"
+    torch.backends.cuda.matmul.allow_tf32 = mode != "fp32"
+    torch.backends.cudnn.allow_tf32 = mode != "fp32"
     if mode == "bf16":
         return torch.bfloat16, torch.bfloat16
     return None, torch.float32
@@ -297,9 +298,22 @@ def train_cimc(
     if X.shape[0] < 2 * n_clusters:
         logger.warning("only %d points for %d clusters", X.shape[0], n_clusters)
     device = torch.device(resolve_device(config.device))
-    # Seeding inside a forked RNG leaves the caller's random streams as they were.
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+    # Seeding inside a forked RNG leaves the caller's random streams as they were; the TF32 switches are
+    # process-wide too, and k-means, the GMM or ECAPA run after CIMC in one process must not inherit them.
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []), _tf32_kept():
         return Trainer(X, n_clusters, config, reference_labels, metrics_fn).run()
+
+
+@contextlib.contextmanager
+def _tf32_kept() -> Iterator[None]:
+    """Puts torch's global TF32 switches back as they were on leaving."""
+    import torch
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 class _NeuralClusterer(Clusterer):
