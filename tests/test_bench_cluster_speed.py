@@ -150,5 +150,14 @@ def test_kmeans_run_records_scikit_learns_kmeans_on_the_same_set(cs, tmp_path):
     assert row["nmi"] == pytest.approx(normalized_mutual_info_score(truth, expected))
     assert row["acc_ceiling"] == pytest.approx(cs.acc_ceiling(truth, 5))
     assert "(of -)" in cs.summary_table(args.summary)
-    with pytest.raises(SystemExit, match="would be ignored"):
-        cs.kmeans_run(cs.argparse.Namespace(**{**vars(args), "set": ["seed=1"]}))
+    # --set reaches KMeansConfig here (CIMC's config has no use for k-means): seed and restarts as scikit-learn's.
+    other = cs.argparse.Namespace(**{**vars(args), "set": ["seed=3", "n_init=2"], "summary": tmp_path / "other.jsonl"})
+    cs.kmeans_run(other)
+    expected = KMeans(5, n_init=2, random_state=3).fit_predict(X)
+    (row,) = [json.loads(line) for line in other.summary.read_text().splitlines()]
+    assert row["set"] == "k-means (seed=3 n_init=2)"
+    assert row["nmi"] == pytest.approx(normalized_mutual_info_score(truth, expected))
+    from cimc.config import ConfigError
+
+    with pytest.raises(ConfigError, match="entropy_warmup"):  # a CIMC field is named, not ignored
+        cs.kmeans_run(cs.argparse.Namespace(**{**vars(args), "set": ["entropy_warmup=0"]}))
