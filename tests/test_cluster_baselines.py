@@ -47,6 +47,27 @@ def test_torch_backend_of_kmeans_recovers_blobs():
     assert adjusted_rand_score(y, labels) > 0.95
 
 
+def test_progress_bars_of_the_large_n_loops_change_no_result(capsys, monkeypatch):
+    """Lloyd k-means and the torch GMM show tqdm bars above the size where a pass takes minutes on a CPU
+    (the 1.09M k-means ran 48 min with no sign of life before), and the bars change nothing."""
+    from cimc.cluster import base
+    from cimc.cluster.gmm import diag_gmm_em
+
+    X, _ = blobs(n=600, k=4, dim=5, seed=3)
+    quiet = lloyd_kmeans(X, 4, device="cpu", chunk_size=128, return_n_iter=True)
+    gmm_quiet = diag_gmm_em(X, 4, max_iter=3, tol=0.0, device="cpu", chunk_size=128)
+    assert capsys.readouterr().err == ""  # 600 points: below the threshold
+    monkeypatch.setattr(base, "PROGRESS_MIN_POINTS", 599)
+    shown = lloyd_kmeans(X, 4, device="cpu", chunk_size=128, return_n_iter=True)
+    gmm_shown = diag_gmm_em(X, 4, max_iter=3, tol=0.0, device="cpu", chunk_size=128)
+    err = capsys.readouterr().err
+    assert "k-means++" in err and "k-means start 1/1" in err and "centre shift" in err and "gmm EM" in err
+    np.testing.assert_array_equal(shown[0], quiet[0])
+    assert shown[1:] == quiet[1:]
+    np.testing.assert_array_equal(gmm_shown[0], gmm_quiet[0])
+    assert gmm_shown[1] == gmm_quiet[1]
+
+
 def test_lloyd_hand_worked_and_inertia_like_sklearn():
     X = np.array([[0.0], [1.0], [10.0], [11.0]])
     labels, inertia = lloyd_kmeans(X, 2, device="cpu", chunk_size=3)  # chunks smaller than N

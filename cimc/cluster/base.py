@@ -18,6 +18,14 @@ from typing import Any, Callable
 import numpy as np
 
 
+PROGRESS_MIN_POINTS = 100_000  # loops over more points show a progress bar: minutes a pass on a CPU there
+
+
+def show_progress(n_points: int) -> bool:
+    """Whether a baseline's loop over ``n_points`` points shows a tqdm bar (above :data:`PROGRESS_MIN_POINTS`)."""
+    return n_points > PROGRESS_MIN_POINTS
+
+
 class Clusterer:
     """Base class: subclasses set ``self.config`` in ``__init__`` and implement ``fit_predict``."""
 

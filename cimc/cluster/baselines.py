@@ -210,12 +210,13 @@ def knn_graph(X: np.ndarray, n_neighbors: int, device: str = "auto"):
     by :func:`join_components`."""
     import scipy.sparse as sp
 
+    from cimc.cluster.base import show_progress
     from cimc.cluster.knn import nearest_neighbors
     from cimc.utils import resolve_device
 
     k = min(n_neighbors, len(X) - 1)
     device = resolve_device(device)
-    _, neighbours = nearest_neighbors(X, k, device=device, progress=len(X) > 100_000, desc="ahc k-NN")
+    _, neighbours = nearest_neighbors(X, k, device=device, progress=show_progress(len(X)), desc="ahc k-NN")
     graph = sp.csr_matrix((np.ones(neighbours.size), (np.repeat(np.arange(len(X)), k), neighbours.ravel())),
                           shape=(len(X), len(X)))
     return join_components(X, graph.maximum(graph.T), device)

@@ -60,7 +60,7 @@ def _most_likely(gmm, X, chunk_size: int):
 
 def diag_gmm_em(X: np.ndarray, n_clusters: int, max_iter: int = 100, tol: float = 1e-3, reg_covar: float = 1e-6,
                 seed: int = 0, device: str = "auto", chunk_size: int = 0, init_sample: int | None = None,
-                init_labels: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+                init_labels: np.ndarray | None = None, progress: bool | None = None) -> tuple[np.ndarray, dict]:
     """Fit a diagonal GMM by EM and return each point's most likely component.
 
     :param X: (N, D) float array. :param n_clusters: K <= N.
@@ -69,10 +69,13 @@ def diag_gmm_em(X: np.ndarray, n_clusters: int, max_iter: int = 100, tol: float 
         k-means++ start, as scikit-learn's ``init_params="kmeans"``; its seeding on ``init_sample`` random points
         when given: K sequential passes over all 1.09M points are slow).
     :param chunk_size: rows per E-step block, memory O(chunk_size * K); 0: the device's default.
+    :param progress: tqdm bars over the EM iterations and the k-means start (None: above 100,000 points).
     :return: labels (N,) int64 and {"iterations", "converged", "mean_log_likelihood"}.
     """
     import torch
+    from tqdm import tqdm
 
+    from cimc.cluster.base import show_progress
     from cimc.cluster.lloyd import default_chunk_size, lloyd_kmeans
     from cimc.ivector.ubm import UbmStats, accumulate
     from cimc.utils import resolve_device
@@ -82,9 +85,10 @@ def diag_gmm_em(X: np.ndarray, n_clusters: int, max_iter: int = 100, tol: float 
     X = np.asarray(X, dtype=np.float32)
     if not 1 <= n_clusters <= len(X):
         raise ValueError(f"diag_gmm_em: n_clusters={n_clusters} must be between 1 and N={len(X)}")
+    progress = show_progress(len(X)) if progress is None else progress
     if init_labels is None:
         init_labels, _ = lloyd_kmeans(X, n_clusters, seed=seed, device=str(dev), chunk_size=chunk_size,
-                                      init_sample=init_sample)
+                                      init_sample=init_sample, progress=progress)
     init_labels = np.asarray(init_labels)
     if init_labels.shape != (len(X),) or init_labels.min() < 0 or init_labels.max() >= n_clusters:
         raise ValueError(f"diag_gmm_em: init_labels must be (N,) = ({len(X)},) values in 0..{n_clusters - 1}")
@@ -92,14 +96,17 @@ def diag_gmm_em(X: np.ndarray, n_clusters: int, max_iter: int = 100, tol: float 
     gmm = _m_step(_hard_stats(Xt, torch.as_tensor(init_labels, dtype=torch.long, device=dev), n_clusters, chunk_size),
                   reg_covar)
     mean_log_likelihood, change, iteration = -np.inf, np.inf, 0
-    for iteration in range(1, max_iter + 1):
+    bar = tqdm(range(1, max_iter + 1), desc="gmm EM", disable=not progress)
+    for iteration in bar:
         stats = UbmStats.zeros(n_clusters, X.shape[1])
         accumulate(gmm.to(dev), Xt, stats, chunk_frames=chunk_size)  # E-step under the current model
         gmm = _m_step(stats, reg_covar)
         change = abs(stats.log_likelihood / len(X) - mean_log_likelihood)
         mean_log_likelihood = stats.log_likelihood / len(X)
+        bar.set_postfix_str(f"mean log-likelihood {mean_log_likelihood:.4f}", refresh=False)
         if change < tol:
             break
+    bar.close()
     converged = change < tol
     if not converged and tol > 0:  # tol 0 asks for max_iter iterations (fixed work, as the benchmark)
         logger.warning("gmm: EM did not converge in %d iterations (mean log-likelihood change %.3g >= tol %g)",

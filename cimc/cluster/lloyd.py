@@ -55,23 +55,25 @@ def _sq_dist_to(X, points, chunk_size: int):
     return out
 
 
-def kmeans_plus_plus(X, n_clusters: int, generator, chunk_size: int):
+def kmeans_plus_plus(X, n_clusters: int, generator, chunk_size: int, progress: bool = False):
     """Greedy k-means++ seeding (Arthur & Vassilvitskii; scikit-learn's variant).
 
     Each new centre is the best of ``2 + log K`` candidates drawn with probability ~ D(x)^2, "best"
     meaning the lowest total squared distance after adding it: plain k-means++ measured 6 % higher
     final inertia than scikit-learn on 20 blobs.
 
-    :param X: (N, D) tensor. :return: (K, D) tensor of initial centres (rows of X).
+    :param X: (N, D) tensor. :param progress: a tqdm bar over the centres.
+    :return: (K, D) tensor of initial centres (rows of X).
     """
     import torch
+    from tqdm import tqdm
 
     n = X.shape[0]
     trials = 2 + int(math.log(n_clusters))
     first = torch.randint(n, (1,), generator=generator).item()
     chosen = [first]
     closest = _sq_dist_to(X, X[first:first + 1], chunk_size)[:, 0]
-    for _ in range(1, n_clusters):
+    for _ in tqdm(range(1, n_clusters), desc="k-means++", disable=not progress, mininterval=2.0):
         cumulative = torch.cumsum(closest.double(), dim=0)
         total = float(cumulative[-1])
         if total <= 0:  # fewer distinct points than clusters: any point will do
@@ -108,7 +110,8 @@ def _update(X, labels, dists, n_clusters: int, chunk_size: int):
 def lloyd_kmeans(X: np.ndarray, n_clusters: int, max_iter: int = 300, tol: float = 1e-4, n_init: int = 1,
                  seed: int = 0, device: str = "auto", chunk_size: int = 0,
                  init_sample: int | None = None, init: np.ndarray | None = None,
-                 return_n_iter: bool = False) -> tuple[np.ndarray, float] | tuple[np.ndarray, float, int]:
+                 return_n_iter: bool = False, progress: bool | None = None,
+                 ) -> tuple[np.ndarray, float] | tuple[np.ndarray, float, int]:
     """Lloyd's k-means in torch.
 
     :param X: (N, D) float array. :param n_clusters: K <= N.
@@ -118,10 +121,14 @@ def lloyd_kmeans(X: np.ndarray, n_clusters: int, max_iter: int = 300, tol: float
     :param chunk_size: rows per distance block, memory O(chunk_size * K); 0: :func:`default_chunk_size`.
     :param init: (K, D) initial centres instead of k-means++ (one run, as scikit-learn's ``init=array``).
     :param return_n_iter: also return the Lloyd iterations the best run took (as scikit-learn's ``k_means``).
+    :param progress: tqdm bars over the seeding and the iterations (None: above 100,000 points, see
+        :func:`cimc.cluster.base.show_progress`; 1.09M x 5,000 takes 48 min on a 2-core CPU).
     :return: labels (N,) int64 and the inertia (sum of squared distances to the centres)[, iterations].
     """
     import torch
+    from tqdm import tqdm
 
+    from cimc.cluster.base import show_progress
     from cimc.utils import resolve_device
 
     dev = torch.device(resolve_device(device))
@@ -137,6 +144,7 @@ def lloyd_kmeans(X: np.ndarray, n_clusters: int, max_iter: int = 300, tol: float
         if n_init > 1:
             logger.warning("lloyd_kmeans: init given, so one run instead of n_init=%d", n_init)
             n_init = 1
+    progress = show_progress(n) if progress is None else progress
     threshold = tol * float(Xt.var(dim=0).mean())
     generator = torch.Generator(device="cpu").manual_seed(seed)
     best_labels, best_inertia, best_n_iter = None, float("inf"), 0
@@ -148,14 +156,17 @@ def lloyd_kmeans(X: np.ndarray, n_clusters: int, max_iter: int = 300, tol: float
             if init_sample is not None and init_sample < n:
                 pick = torch.randperm(n, generator=generator)[:max(init_sample, n_clusters)].to(dev)
                 seeds = Xt[pick]
-            centres = kmeans_plus_plus(seeds, n_clusters, generator, chunk_size)
-        for iteration in range(max_iter):
+            centres = kmeans_plus_plus(seeds, n_clusters, generator, chunk_size, progress)
+        bar = tqdm(range(max_iter), desc=f"k-means start {run + 1}/{n_init}", disable=not progress)
+        for iteration in bar:
             labels, dists = _nearest(Xt, centres, chunk_size)
             new = _update(Xt, labels, dists, n_clusters, chunk_size)
             shift = float(((new - centres) ** 2).sum())
             centres = new
+            bar.set_postfix_str(f"centre shift {shift:.3g} (stops at {threshold:.3g})", refresh=False)
             if shift <= threshold:
                 break
+        bar.close()
         labels, dists = _nearest(Xt, centres, chunk_size)
         inertia = float(dists.sum())
         logger.debug("lloyd run %d: %d iterations, inertia %.4g", run, iteration + 1, inertia)
