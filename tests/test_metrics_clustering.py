@@ -177,6 +177,9 @@ def test_feature_metrics_match_sklearn():
     assert ours["davies_bouldin"] == pytest.approx(skm.davies_bouldin_score(X, labels), rel=TOL)
     assert calinski_harabasz(X, labels) == pytest.approx(ours["calinski_harabasz"])
     assert davies_bouldin(X, labels) == pytest.approx(ours["davies_bouldin"])
+    # 0 means all points, as on the command line (it once meant "skip" here, and NaN came back silently)
+    assert feature_metrics(X, labels, silhouette_sample=0)["silhouette"] == ours["silhouette"]
+    assert np.isnan(feature_metrics(X, labels, silhouette=False)["silhouette"])
 
 
 @settings(max_examples=40, deadline=None)

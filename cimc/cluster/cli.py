@@ -67,7 +67,7 @@ def cluster_metrics_command(ref, hyp, features, silhouette_sample, name, output)
     from cimc.metrics.clustering import metrics_json, metrics_table
     from cimc.utils import write_text_atomic
 
-    metrics = evaluate_label_files(ref, hyp, features, silhouette_sample or None)
+    metrics = evaluate_label_files(ref, hyp, features, silhouette_sample)
     write_text_atomic(output, metrics_json(metrics))
     click.echo(metrics_table({name or _row_name(hyp): metrics}), nl=False)
 

@@ -369,20 +369,22 @@ def _dispersion_scores(X: np.ndarray, codes: np.ndarray, sizes: np.ndarray, sums
 
 def calinski_harabasz(X: np.ndarray, labels: np.ndarray) -> float:
     """Calinski-Harabasz score (between / within dispersion ratio); NaN when undefined."""
-    return feature_metrics(X, labels, silhouette_sample=0)["calinski_harabasz"]
+    return feature_metrics(X, labels, silhouette=False)["calinski_harabasz"]
 
 
 def davies_bouldin(X: np.ndarray, labels: np.ndarray) -> float:
     """Davies-Bouldin index (lower is better); NaN when undefined."""
-    return feature_metrics(X, labels, silhouette_sample=0)["davies_bouldin"]
+    return feature_metrics(X, labels, silhouette=False)["davies_bouldin"]
 
 
 def feature_metrics(X: np.ndarray, labels: np.ndarray, silhouette_sample: int | None = DEFAULT_SILHOUETTE_SAMPLE,
-                    seed: int = 0) -> dict[str, float]:
+                    seed: int = 0, silhouette: bool = True) -> dict[str, float]:
     """Silhouette (cosine), Calinski-Harabasz and Davies-Bouldin sharing one set of cluster sums.
 
     CH and DB use Euclidean distance on ``X`` as given (scikit-learn's definition); silhouette uses
-    cosine distance. ``silhouette_sample=0`` skips the silhouette (NaN). All NaN when K < 2 or K > N - 1.
+    cosine distance, averaged over ``silhouette_sample`` seeded random points above that size (None or 0: all
+    points, as ``cimc cluster-metrics --silhouette-sample 0``). ``silhouette=False`` skips it (NaN). All NaN
+    when K < 2 or K > N - 1.
     """
     X = np.asarray(X)
     valid = _valid_codes(labels)
@@ -391,10 +393,8 @@ def feature_metrics(X: np.ndarray, labels: np.ndarray, silhouette_sample: int | 
     codes, k = valid
     sizes, sums, unit_sums = _cluster_sums(X, codes, k)
     ch, db = _dispersion_scores(X, codes, sizes, sums)
-    silhouette = float("nan")
-    if silhouette_sample != 0:
-        silhouette = _silhouette(X, codes, sizes, unit_sums, silhouette_sample, seed)
-    return {"silhouette": silhouette, "calinski_harabasz": ch, "davies_bouldin": db}
+    score = _silhouette(X, codes, sizes, unit_sums, silhouette_sample or None, seed) if silhouette else float("nan")
+    return {"silhouette": score, "calinski_harabasz": ch, "davies_bouldin": db}
 
 
 def clustering_metrics(labels_true: Sequence | np.ndarray, labels_pred: Sequence | np.ndarray,
