@@ -19,10 +19,11 @@
 #   SIZE=tiny bash bench/gpu_cluster.sh    # seconds on a CPU, to check the script works
 #   CLUSTERS=5000 STEPS=10 bash bench/gpu_cluster.sh   # shorter step table (each new C compiles the loss math again)
 #   CLUSTERS= bash bench/gpu_cluster.sh                 # the whole run alone, ~5 min
-#   FIT_TO=.sweep/ms200 CLUSTERS= ALSO_SET='seed=1; seed=2; seed=1 entropy_warmup_max_steps=1000' bash bench/gpu_cluster.sh
-#       next check (~17 min, so two calls: split ALSO_SET): more seeds of the defaults (H(Y|X) ramp over 70 % of the
-#       run) and of the 1,000-step cap that was the default until the H200 run of 2026-12-04 (docs/cimc_tuning.md,
-#       "The paper's regime on a GPU": seed 0 capped ACC 0.737, uncapped 0.822); then ALSO_SET=entropy_warmup=0
+#   FIT_TO=.sweep/ms200 CLUSTERS= DEFAULTS=0 ALSO_SET='seed=1; seed=1 entropy_warmup_max_steps=1000' bash bench/gpu_cluster.sh
+#       next check (~9 min; DEFAULTS=0 skips the defaults' run, seed 0, measured): seed 1 of the defaults (H(Y|X)
+#       ramp over 70 % of the run) and of the 1,000-step cap that was the default until the H200 run of 2026-12-04
+#       (docs/cimc_tuning.md, "The paper's regime on a GPU": seed 0 capped ACC 0.737, uncapped 0.822); then seed 2,
+#       and ALSO_SET=entropy_warmup=0 (the paper's schedule on this set)
 #   CLUSTERS= ALSO_SET=mixup_weight=0.3 bash bench/gpu_cluster.sh   # the defaults, then a run with a change:
 #       a milder mixup, the long-run lead (docs/cimc_tuning.md, "What costs CIMC on a long run: mixup"); ~10 min
 #   CLUSTERS= ALSO_SET='losses=[imsat,supcon]' bash bench/gpu_cluster.sh   # ... or CIMC without mixup (YAML value)
@@ -42,6 +43,11 @@ RUNS=${OUT:-/tmp}/full_runs.jsonl
 mkdir -p "$(dirname "$LOG")"
 if [ -n "${FIT_TO:-}" ] && [ ! -f "$FIT_TO/ivectors_train.npy" ]; then  # before minutes of device time
   echo "$0: FIT_TO=$FIT_TO holds no ivectors_train.npy (make .sweep/ms200 with bench/make_sweep_sets.sh)" >&2
+  exit 1
+fi
+also_set=${ALSO_SET:-}
+if [ "${DEFAULTS:-1}" = 0 ] && [ -z "${also_set//[ ;]/}" ]; then
+  echo "$0: DEFAULTS=0 with no ALSO_SET runs nothing" >&2
   exit 1
 fi
 rm -f "$RUNS"
@@ -71,7 +77,7 @@ also_runs() {  # one whole run per ';'-separated part of ALSO_SET, with the give
     $PY bench/cluster_speed.py --batch 512 --dim 40 --hidden 64 --clusters 50 100 --steps 2 --warmup 1
     tiny=(--num-items 3000 --dim 40 --hidden 64 --batch 512 --speakers 60 --clusters 50 --epochs 3 --min-steps 0
           --noise "${NOISE:-1.0}" ${FIT_TO:+--fit-to "$FIT_TO"})
-    full_run "${tiny[@]}"
+    [ "${DEFAULTS:-1}" = 0 ] || full_run "${tiny[@]}"
     also_runs "${tiny[@]}"
   else
     CLUSTERS=${CLUSTERS-5000 10000}
@@ -79,7 +85,7 @@ also_runs() {  # one whole run per ';'-separated part of ALSO_SET, with the give
       $PY bench/cluster_speed.py --steps "${STEPS:-20}" --warmup 3 --clusters $CLUSTERS
     fi
     set_args=(--noise "${NOISE:-2.2}" ${FIT_TO:+--fit-to "$FIT_TO"})
-    full_run "${set_args[@]}"
+    [ "${DEFAULTS:-1}" = 0 ] || full_run "${set_args[@]}"  # DEFAULTS=0: only the ALSO_SET runs
     also_runs "${set_args[@]}"
   fi
   echo "whole runs ($RUNS):"

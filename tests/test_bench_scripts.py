@@ -6,6 +6,7 @@ N, say) would otherwise surface only when someone runs it by hand.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -67,3 +68,21 @@ def test_ahc_speed_builds_sklearns_knn_edges():
     rows = table_rows(run_bench("ahc_speed.py", "--num-items", "2000", "--num-clusters", "20", "--dim", "20",
                                 "--device", "cpu"))
     assert rows["2,000"][3].startswith("yes")
+
+
+def test_gpu_cluster_script_runs_only_the_asked_whole_runs(tmp_path):
+    """bench/gpu_cluster.sh at SIZE=tiny: DEFAULTS=0 leaves out the defaults' run (a device call then holds only
+    the new runs), and DEFAULTS=0 with nothing in ALSO_SET stops before any work."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable, "SIZE": "tiny", "OUT": str(tmp_path),
+           "DEFAULTS": "0", "ALSO_SET": "seed=1; lam=0.4 seed=1"}
+    done = subprocess.run(["bash", str(BENCH / "gpu_cluster.sh")], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    runs = table_rows(done.stdout.split("whole runs")[-1])
+    assert set(runs) == {"run", "seed=1", "lam=0.4 seed=1"}
+    recorded = [json.loads(line)["set"] for line in (tmp_path / "full_runs.jsonl").read_text().splitlines()]
+    assert recorded == ["seed=1", "lam=0.4 seed=1"]
+    refused = subprocess.run(["bash", str(BENCH / "gpu_cluster.sh")], capture_output=True, text=True,
+                             env={**env, "ALSO_SET": " ; "}, timeout=60)
+    assert refused.returncode == 1 and "runs nothing" in refused.stderr
+    assert (tmp_path / "full_runs.jsonl").read_text().count("\n") == 2  # refused before clearing the last runs
