@@ -423,3 +423,21 @@ def test_one_point_is_one_cluster(name):
     if name in ("ahc", "birch", "spectral"):  # the methods that can estimate K
         config = {"distance_threshold": 0.5} if name == "ahc" else {}
         assert method(name, **config).fit_predict(X, None).tolist() == [0]
+
+
+def test_kmeans_warns_before_scikit_learns_seeding_on_a_large_set(caplog, monkeypatch):
+    """Above N x K = SLOW_SKLEARN_SEEDING scikit-learn's k-means++ runs for long with no output: say so, and say
+    what seeds on a sample; the torch backend (seeding on init_sample) is not warned about."""
+    from cimc.cluster import baselines
+
+    X, y = blobs(n=300, k=3, dim=4, seed=5)
+    monkeypatch.setattr(baselines, "SLOW_SKLEARN_SEEDING", 900)
+    with caplog.at_level("WARNING", logger="cimc.cluster.baselines"):
+        labels = method("kmeans", backend="sklearn").fit_predict(X, 3)
+    assert "k-means++ seeds on all 300 points" in caplog.text and "backend: torch" in caplog.text
+    assert adjusted_rand_score(y, labels) > 0.95  # a warning, not a change
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cimc.cluster.baselines"):
+        method("kmeans", backend="sklearn").fit_predict(X[:299], 3)  # 897 < 900
+        method("kmeans", backend="torch", device="cpu").fit_predict(X, 3)
+    assert "k-means++" not in caplog.text

@@ -99,6 +99,10 @@ class KMeansConfig:
         require(self, "init_sample", self.init_sample is None or self.init_sample >= 1, "null (all points) or >= 1")
 
 
+# N x K from which scikit-learn's k-means++ (on all points) runs over ~15 min on a 2-core CPU: worth a warning
+SLOW_SKLEARN_SEEDING = 1_000_000_000
+
+
 @register_clusterer("kmeans", config=KMeansConfig)
 class KMeansClusterer(Clusterer):
     """k-means (Lloyd) with k-means++ initialisation, scikit-learn or torch backend."""
@@ -122,6 +126,12 @@ class KMeansClusterer(Clusterer):
             return encode_labels(labels)
         from sklearn.cluster import KMeans  # backend "sklearn" (KMeansConfig admits no other value)
 
+        if len(X) * n_clusters >= SLOW_SKLEARN_SEEDING:
+            minutes = 100 * len(X) * n_clusters / (20_000 * 5_000) / 60
+            logger.warning("kmeans: scikit-learn's k-means++ seeds on all %d points, K sequential passes (20,000 "
+                           "points of 400 dimensions at K 5,000: ~100 s on 2 cores); at %d x %d that is ~%.0f min "
+                           "before the first iteration. backend: torch with init_sample seeds on a sample instead",
+                           len(X), len(X), n_clusters, minutes)
         model = KMeans(n_clusters, n_init=cfg.n_init, max_iter=cfg.max_iter, tol=cfg.tol, random_state=cfg.seed)
         return encode_labels(model.fit_predict(X))
 
