@@ -5,7 +5,8 @@
 #  2. The paper's whole run: 1,092,009 synthetic 400-d i-vectors of 5,994 speakers, C 5,000, 150 epochs
 #     (15,900 steps): k-NN radii + training + prediction, wall time by phase, then ACC/NMI vs the speakers,
 #     the ACC ceiling of 5,000 clusters, and the steps where the predictions moved and became confident.
-#     Target: < 5 min on one H100-class GPU (plain PyTorch measured ~27 ms/step bf16 = 7 min).
+#     Target: < 5 min on one H100-class GPU (plain PyTorch measured ~27 ms/step bf16 = 7 min). Today's defaults
+#     on one H200, 2026-12-04, FIT_TO=.sweep/ms200: 245 s (bench/results/gpu_cluster_h200_2026-12-04_ms200_nocap.log).
 #     NOISE (default 2.2) is the set's within-speaker std: 2.2 is as hard as the mini_synth 2,000 / 5,000 sets
 #     (88 % of the 10 nearest neighbours the same speaker); the runs logged before 2026-12-02 used 0.8, where
 #     every neighbour is and CIMC reached ACC 0.819 of a possible 0.834 (bench/cluster_speed.py's docstring).
