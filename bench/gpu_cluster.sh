@@ -13,7 +13,7 @@
 #     FIT_TO=DIR instead draws the set from a Gaussian with the between- and within-speaker covariances of
 #     DIR/ivectors_train.npy + DIR/utt2spk (e.g. the 200-speaker mini_synth set, whose 200 speakers give a
 #     full-rank 100 x 100 between-speaker covariance: `SETS=ms200 bash bench/make_sweep_sets.sh`, ~6 min on a
-#     2-core CPU, before the device call; carry the folder to the GPU machine). On the 2,000 set's
+#     2-core CPU, before the device call; carry [".sweep/ms200"] to the GPU machine, 1.7 MB). On the 2,000 set's
 #     covariances such a set showed mixup's long-run cost as the i-vectors do; isotropic noise did not
 #     (docs/cimc_tuning.md, "Can a synthetic set stand in for the i-vectors?").
 #   bash bench/gpu_cluster.sh              # full size (GPU machine), ~6 min

@@ -3,8 +3,9 @@
 #   .sweep/ms50   40 speakers x 50 utterances (the "2,000" set)    egs/mini_synth/run.sh --utts-per-speaker 50
 #   .sweep/ms200  200 speakers x 20 utterances (the "4,000" set)   egs/mini_synth/run.sh --num-speakers 200
 #   .sweep/ms800  40 speakers x 20 utterances (the recipe's own 800 set)
-# Each runs the recipe's stages 0-3 into .sweep/NAME/work and copies ivectors_train.{npy,ids} and utt2spk to
-# .sweep/NAME/. A set already there is kept. On a 2-core AMD EPYC: ms50 3.8 min, ms200 5.5 min. Rebuilt so
+# Each runs the recipe's stages 0-3 into .sweep/NAME/work, copies ivectors_train.{npy,ids} and utt2spk to
+# .sweep/NAME/ and removes work/ (~690 MB of audio and features for ms200; KEEP_WORK=1 keeps it), so that a set
+# travels to the GPU machine whole (the device tool's carry: 64 MiB at most). A set already there is kept. On a 2-core AMD EPYC: ms50 3.8 min, ms200 5.5 min. Rebuilt so
 # (2026-12-04), k-means (one start, seeds 0-4) gives docs/cimc_tuning.md's numbers: ms50 0.823 / 0.928, ms200
 # 0.594 / 0.840 (ACC / NMI).
 #   bash bench/make_sweep_sets.sh              # ms50 and ms200
@@ -28,5 +29,6 @@ for name in ${SETS:-ms50 ms200}; do
   egs/mini_synth/run.sh --stop-stage 3 ${opts[@]+"${opts[@]}"} --data "$dir/work/data" --exp "$dir/work/exp"
   cp "$dir/work/exp/ivector/ivectors_train.npy" "$dir/work/exp/ivector/ivectors_train.ids" \
     "$dir/work/data/kaldi/train/utt2spk" "$dir/"
+  [ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$dir/work"
   echo "$dir: $(wc -l < "$dir/ivectors_train.ids") i-vectors"
 done
