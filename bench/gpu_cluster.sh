@@ -47,7 +47,8 @@ if [ -n "${FIT_TO:-}" ] && [ ! -f "$FIT_TO/ivectors_train.npy" ]; then  # before
   exit 1
 fi
 also_set=${ALSO_SET:-}
-if [ "${DEFAULTS:-1}" = 0 ] && [ -z "${also_set//[ ;]/}" ]; then
+run_defaults=${DEFAULTS:-1}  # 0: only the ALSO_SET runs
+if [ "$run_defaults" = 0 ] && [ -z "${also_set//[ ;]/}" ]; then
   echo "$0: DEFAULTS=0 with no ALSO_SET runs nothing" >&2
   exit 1
 fi
@@ -66,7 +67,7 @@ full_run() {  # full_run [ARGS...] [-- "KEY=VALUE KEY=VALUE"]: one whole run, it
 }
 also_runs() {  # one whole run per ';'-separated part of ALSO_SET, with the given ARGS
   local part
-  IFS=';' read -ra parts <<< "${ALSO_SET:-}"
+  IFS=';' read -ra parts <<< "$also_set"
   for part in "${parts[@]}"; do
     [ -n "${part// /}" ] && full_run "$@" -- "$part"
   done
@@ -78,7 +79,7 @@ also_runs() {  # one whole run per ';'-separated part of ALSO_SET, with the give
     $PY bench/cluster_speed.py --batch 512 --dim 40 --hidden 64 --clusters 50 100 --steps 2 --warmup 1
     tiny=(--num-items 3000 --dim 40 --hidden 64 --batch 512 --speakers 60 --clusters 50 --epochs 3 --min-steps 0
           --noise "${NOISE:-1.0}" ${FIT_TO:+--fit-to "$FIT_TO"})
-    [ "${DEFAULTS:-1}" = 0 ] || full_run "${tiny[@]}"
+    [ "$run_defaults" = 0 ] || full_run "${tiny[@]}"
     also_runs "${tiny[@]}"
   else
     CLUSTERS=${CLUSTERS-5000 10000}
@@ -86,7 +87,7 @@ also_runs() {  # one whole run per ';'-separated part of ALSO_SET, with the give
       $PY bench/cluster_speed.py --steps "${STEPS:-20}" --warmup 3 --clusters $CLUSTERS
     fi
     set_args=(--noise "${NOISE:-2.2}" ${FIT_TO:+--fit-to "$FIT_TO"})
-    [ "${DEFAULTS:-1}" = 0 ] || full_run "${set_args[@]}"  # DEFAULTS=0: only the ALSO_SET runs
+    [ "$run_defaults" = 0 ] || full_run "${set_args[@]}"
     also_runs "${set_args[@]}"
   fi
   echo "whole runs ($RUNS):"

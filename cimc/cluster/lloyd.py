@@ -2,10 +2,10 @@
 
 Cost per iteration O(N K D) flops; memory O(chunk_size * K) for the distance block, so 1.09M x 400
 i-vectors into 5,000 clusters fit on any GPU: 0.169 s an iteration on an H200 (bench/gpu_kmeans.sh). The
-distances are float32 (TF32 off), so assignments match scikit-learn's float32 ones; the project's reference
-notes have a plain Lloyd at 0.04 s there, faster than float32 matrix products allow (4.4 TFLOP an iteration),
-so in TF32 or bf16. Empty clusters are re-seeded with the points farthest from their centres, as
-scikit-learn does.
+distances are float32 (with torch's TF32 switch off, its default), so assignments match scikit-learn's
+float32 ones; the project's reference notes have a plain Lloyd at 0.04 s there, faster than float32 matrix
+products allow (4.4 TFLOP an iteration), so in TF32 or bf16. Empty clusters are re-seeded with the points
+farthest from their centres, as scikit-learn does.
 """
 from __future__ import annotations
 
