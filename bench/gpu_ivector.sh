@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
-[ -x "$python" ] || python=python
+[ -x "$python" ] || python=python3  # the GPU machine has python3, no .venv
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1  # bench/*.py import cimc from this checkout
 
 if [ "${IVECTOR_BENCH_TINY:-0}" = 1 ]; then
   sizes=(--device cpu --components 32 --ivector-dim 16 --frames 100 --utts 32 --batch 16 --baseline-utts 4)

@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
-[ -x "$python" ] || python=python3
+[ -x "$python" ] || python=python3  # the GPU machine has python3, no .venv
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1  # bench/*.py import cimc from this checkout
 
 if [ "${SV_BENCH_SIZE:-full}" = tiny ]; then
   device=cpu; batch=4; steps=1; workers=0; channels="16 32"; amp_modes="fp32"; extra="--speakers 2 --extract-utts 1 --extract-seconds 2"
