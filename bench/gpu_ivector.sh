@@ -4,7 +4,10 @@
 # 800 voiced frames per utterance (~8 s). Target: all 1,092,009 VoxCeleb2-dev utterances in < 10 min
 # on one H100, i.e. >= 1,820 utterances/s. Prints fp32 and TF32 rows, diagonal and full-covariance UBM
 # (egs/voxceleb's setting), each with the projected time for 1,092,009 utterances.
-#   bench/gpu_ivector.sh                      # on the GPU machine, about 3-5 minutes
+# One H200, 2026-12-04 (bench/results/gpu_ivector_h200_2026-12-04.log, 39 s in all): diagonal 5,867 utt/s (3.1 min),
+# TF32 6,723 (2.7 min); full covariance 2,900 (6.3 min), TF32 5,330 (3.4 min). Not yet measured: how far TF32 moves
+# the i-vectors (the numpy baseline is skipped at these sizes), so the library extracts in float32.
+#   bench/gpu_ivector.sh                      # on the GPU machine, under a minute
 #   IVECTOR_BENCH_TINY=1 bench/gpu_ivector.sh # tiny sizes on CPU: proves the script runs
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -4,11 +4,24 @@
 # extraction real-time factor. Prints one bench/sv.py table per setting.
 #   bench/gpu_sv.sh                   # on a GPU machine
 #   SV_BENCH_SIZE=tiny bench/gpu_sv.sh  # proves the script on a CPU in under a minute (tiny sizes)
+# The GPU machine lacks soundfile, lhotse and kaldi-native-fbank (the first try, 2026-12-04, stopped there): run
+# `bash bench/device_wheels.sh` here first and carry [".whl"]; this script installs them into /tmp/site when
+# they cannot be imported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
 [ -x "$python" ] || python=python3  # the GPU machine has python3, no .venv
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1  # bench/*.py import cimc from this checkout
+needs='import soundfile, lhotse, kaldi_native_fbank'
+if ! "$python" -c "$needs" 2>/dev/null; then
+  if ! ls .whl/*.whl >/dev/null 2>&1; then
+    echo "$0: $python cannot import soundfile, lhotse or kaldi_native_fbank and there is no .whl/ (bash bench/device_wheels.sh)" >&2
+    exit 1
+  fi
+  "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PYTHONPATH
+  "$python" -c "$needs"
+fi
 
 if [ "${SV_BENCH_SIZE:-full}" = tiny ]; then
   device=cpu; batch=4; steps=1; workers=0; channels="16 32"; amp_modes="fp32"; extra="--speakers 2 --extract-utts 1 --extract-seconds 2"
