@@ -86,3 +86,32 @@ def test_gpu_cluster_script_runs_only_the_asked_whole_runs(tmp_path):
                              env={**env, "ALSO_SET": " ; "}, timeout=60)
     assert refused.returncode == 1 and "runs nothing" in refused.stderr
     assert (tmp_path / "full_runs.jsonl").read_text().count("\n") == 2  # refused before clearing the last runs
+
+
+def test_gpu_ivector_script_at_tiny_size_agrees_with_the_numpy_baseline():
+    """bench/gpu_ivector.sh with IVECTOR_BENCH_TINY=1: both UBM kinds run, and the batched torch i-vectors match
+    the per-utterance numpy extraction the script compares them with."""
+    env = {**os.environ, "PYTHON": sys.executable, "IVECTOR_BENCH_TINY": "1"}
+    done = subprocess.run(["bash", str(BENCH / "gpu_ivector.sh")], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rows = table_rows(done.stdout)
+    assert {"cimc batched torch", "numpy per utterance", "cimc batched torch (full-cov UBM)"} <= set(rows)
+    difference = float(done.stdout.split("max |difference| / max |i-vector|:")[1].split()[0])
+    assert difference < 1e-3
+
+
+def test_gpu_sv_script_names_the_missing_packages_and_the_wheel_script(tmp_path):
+    """bench/gpu_sv.sh on a Python without soundfile / lhotse (the GPU machine's image) and no .whl/ stops
+    before any work and says how to bring them."""
+    (tmp_path / "bench").mkdir()
+    script = tmp_path / "bench" / "gpu_sv.sh"
+    script.write_text((BENCH / "gpu_sv.sh").read_text())
+    bare_python = tmp_path / "python"  # fails the import check as the image's python3 does
+    bare_python.write_text('#!/bin/sh\n[ "$1" = -c ] && case "$2" in *soundfile*) exit 1;; esac\nexit 0\n')
+    bare_python.chmod(0o755)
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHON": str(bare_python), "SV_BENCH_SIZE": "tiny"})
+    assert done.returncode == 1
+    assert "soundfile" in done.stderr and "bench/device_wheels.sh" in done.stderr
+    assert "==" not in done.stdout  # no benchmark started
