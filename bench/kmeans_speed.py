@@ -9,6 +9,11 @@ at K 5,000 takes minutes). Prints seconds per iteration, the seeding time, the f
 timed on ``--sklearn-items`` points (its per-iteration time scales linearly in N, and is scaled up to N
 in the ratio column; 0 = all).
 
+``--tf32`` adds a row: the same Lloyd iterations from the same start with torch's TF32 matmul switch on (a CUDA
+setting; on a CPU the products stay float32), with the share of points whose label differs from the float32 run
+and the inertia of both partitions (float64, each to the means of its own labels). The library's k-means keeps
+float32; this row measures what TF32 would give.
+
     OMP_NUM_THREADS=1 python bench/kmeans_speed.py --num-items 20000 --dim 40 --num-clusters 100   # CPU smoke
     python bench/kmeans_speed.py                                   # 1,092,009 x 400 into 5,000 (GPU)
 """
@@ -25,6 +30,16 @@ def synthetic(n: int, dim: int, k: int, seed: int) -> np.ndarray:
     centres = rng.normal(size=(k, dim)).astype(np.float32)
     X = centres[rng.integers(0, k, n)] + rng.normal(scale=0.8, size=(n, dim)).astype(np.float32)
     return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+def partition_inertia(X: np.ndarray, labels: np.ndarray) -> float:
+    """Sum of squared distances of X (N, D) to the means of its ``labels`` (N,), in float64 on the CPU."""
+    from scipy import sparse
+
+    X64 = X.astype(np.float64)
+    one_hot = sparse.csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))))
+    means = (one_hot @ X64) / np.maximum(np.asarray(one_hot.sum(axis=1)), 1)
+    return float(((X64 - means[labels]) ** 2).sum())
 
 
 def device_name(device: str) -> str:
@@ -52,6 +67,7 @@ def main() -> None:
     parser.add_argument("--init-sample", type=int, default=200_000, help="k-means++ on this many points (torch)")
     parser.add_argument("--sklearn-items", type=int, default=100_000)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--tf32", action="store_true", help="also time the Lloyd iterations with TF32 products")
     args = parser.parse_args()
 
     import torch
@@ -79,14 +95,32 @@ def main() -> None:
     start = time.perf_counter()
     # tol 0 still stops at exact convergence (no centre moves), as scikit-learn's does: divide by the
     # iterations each ran.
-    _, inertia, n_iter = lloyd_kmeans(X, args.num_clusters, max_iter=args.iters, tol=0.0, device=device, init=init,
-                                      return_n_iter=True)
+    labels, inertia, n_iter = lloyd_kmeans(X, args.num_clusters, max_iter=args.iters, tol=0.0, device=device,
+                                           init=init, return_n_iter=True)
     sync()
     t_ours = (time.perf_counter() - start) / n_iter
 
     print("\n| | seeding (s) | iterations | s / iteration at N | inertia / point |")
     print("|---|---|---|---|---|")
     print(f"| ours (torch, {device}) | {t_seed:.2f} | {n_iter} | {t_ours:.3f} | {inertia / len(X):.4f} |", flush=True)
+    if args.tf32:
+        kept = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            sync()
+            start = time.perf_counter()
+            labels_tf32, _, n_iter_tf32 = lloyd_kmeans(X, args.num_clusters, max_iter=args.iters, tol=0.0,
+                                                       device=device, init=init, return_n_iter=True)
+            sync()
+            t_tf32 = (time.perf_counter() - start) / n_iter_tf32
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = kept
+        # both partitions scored the same way (float64, each to the means of its own labels)
+        differ = float(np.mean(labels_tf32 != labels))
+        ours_exact = partition_inertia(X, labels) / len(X)
+        print(f"| ours, TF32 products (labels differing: {differ:.2%}; float64 inertia / point of the partitions: "
+              f"TF32 {partition_inertia(X, labels_tf32) / len(X):.6f}, float32 {ours_exact:.6f}) | - | "
+              f"{n_iter_tf32} | {t_tf32:.3f} | - |", flush=True)
 
     # scikit-learn starts from the same centres: its own k-means++ at K 5,000 alone takes minutes (20k points:
     # 100 s on 2 cores), and the ratio is about the Lloyd iterations. On all N points both do the same work

@@ -58,6 +58,21 @@ def test_kmeans_speed_counts_iterations_and_reaches_sklearns_inertia():
     assert float(ours[3]) == pytest.approx(float(ref[3]), rel=1e-3)
 
 
+def test_kmeans_speed_tf32_row_on_a_cpu_repeats_the_float32_partition():
+    """--tf32 turns on a CUDA-only switch: on a CPU the second run must give the same labels, and the row's two
+    float64 inertias (each partition to its own means) must then be equal and match the float32 row's."""
+    text = run_bench("kmeans_speed.py", "--num-items", "3000", "--dim", "10", "--num-clusters", "20", "--iters",
+                     "100", "--sklearn-items", "0", "--device", "cpu", "--tf32")
+    rows = table_rows(text)
+    tf32 = next(name for name in rows if name.startswith("ours, TF32"))
+    assert "labels differing: 0.00%" in tf32
+    tf32_inertia = float(tf32.split("TF32 ")[2].split(",")[0])
+    float32_inertia = float(tf32.split("float32 ")[1].split(")")[0])
+    assert tf32_inertia == float32_inertia
+    # converged, so the final centres are the means of the final labels: the float32 row's inertia, to its rounding
+    assert tf32_inertia == pytest.approx(float(rows["ours (torch, cpu)"][3]), abs=1e-4)
+
+
 def test_gmm_speed_reaches_sklearns_log_likelihood():
     rows = table_rows(run_bench("gmm_speed.py", "--num-items", "2000", "--dim", "8", "--num-clusters", "10",
                                 "--iters", "3", "--sklearn-items", "0", "--device", "cpu"))
