@@ -104,16 +104,18 @@ def test_gpu_cluster_script_runs_only_the_asked_whole_runs(tmp_path):
 
 
 def test_gpu_ivector_script_at_tiny_size_agrees_with_the_numpy_baseline():
-    """bench/gpu_ivector.sh with IVECTOR_BENCH_TINY=1: both UBM kinds run, and the batched torch i-vectors match
-    the per-utterance numpy extraction the script compares them with."""
+    """bench/gpu_ivector.sh with IVECTOR_BENCH_TINY=1: both UBM kinds run, the batched torch i-vectors match
+    the per-utterance numpy extraction the script compares them with, and the TF32 comparison runs."""
     env = {**os.environ, "PYTHON": sys.executable, "IVECTOR_BENCH_TINY": "1"}
     done = subprocess.run(["bash", str(BENCH / "gpu_ivector.sh")], capture_output=True, text=True, env=env,
                           timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     rows = table_rows(done.stdout)
-    assert {"cimc batched torch", "numpy per utterance", "cimc batched torch (full-cov UBM)"} <= set(rows)
+    assert {"cimc batched torch", "numpy per utterance", "cimc batched torch (full-cov UBM) TF32"} <= set(rows)
     difference = float(done.stdout.split("max |difference| / max |i-vector|:")[1].split()[0])
     assert difference < 1e-3
+    # TF32 is a CUDA switch: on a CPU the float32 rerun it compares with gives the same i-vectors
+    assert "cosine >= 1.000000, max |difference| / max |i-vector| 0.00e+00" in done.stdout
 
 
 def test_gpu_sv_script_names_the_missing_packages_and_the_wheel_script(tmp_path):
