@@ -23,7 +23,7 @@ import numpy as np
 
 from cimc.cluster.base import Clusterer, register_clusterer
 from cimc.config import require, require_choice
-from cimc.utils import resolve_device
+from cimc.utils import exclusive_dir, resolve_device
 from cimc.vectors import nonfinite_rows
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class CimcConfig:
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | tf32 | bf16
     compile_losses: str = "auto"  # torch.compile the loss math: auto (on CUDA) | always | never
     knn_chunk: int = 4096
-    checkpoint_dir: str = ""  # "" = no checkpoints; else resume from / save to DIR/checkpoint.pt
+    checkpoint_dir: str = ""  # "" = none; else resume from / save to DIR/checkpoint.pt, holding DIR/.lock
     checkpoint_every: int = 10  # epochs
     progress: bool = True
 
@@ -300,7 +300,10 @@ def train_cimc(
     device = torch.device(resolve_device(config.device))
     # Seeding inside a forked RNG leaves the caller's random streams as they were; the TF32 switches are
     # process-wide too, and k-means, the GMM or ECAPA run after CIMC in one process must not inherit them.
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []), _tf32_kept():
+    # A checkpoint folder named in a YAML can be shared by two runs by mistake: the second stops, naming the first,
+    # instead of both resuming from and overwriting one checkpoint.pt.
+    held = exclusive_dir(config.checkpoint_dir, "CIMC training") if config.checkpoint_dir else contextlib.nullcontext()
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []), _tf32_kept(), held:
         return Trainer(X, n_clusters, config, reference_labels, metrics_fn).run()
 
 
