@@ -117,19 +117,19 @@ class OutputBusyError(OSError):
     """Another process holds the output folder (:func:`exclusive_dir`)."""
 
 
-def _take_lock(out_dir: Path, command: str):
-    """``out_dir/.lock`` opened, flocked and naming ``command``; None (warned) where the folder is read-only or
+def _take_lock(out_dir: Path, command: str, lock_name: str = ".lock"):
+    """``out_dir/lock_name`` opened, flocked and naming ``command``; None (warned) where the folder is read-only or
     its file system does not lock files. OutputBusyError when another process holds it."""
     import errno
     import fcntl
 
     try:
-        lock = open(out_dir / ".lock", "a+")
+        lock = open(out_dir / lock_name, "a+")
     except OSError as e:  # a read-only folder (a shared finished exp/): it can still be read back
         if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
-        logger.warning("%s: cannot write its .lock (%s); going on without guarding it against a second run",
-                       out_dir, e.strerror)
+        logger.warning("%s: cannot write its %s (%s); going on without guarding it against a second run",
+                       out_dir, lock_name, e.strerror)
         return None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -154,15 +154,16 @@ def _take_lock(out_dir: Path, command: str):
 
 
 @contextlib.contextmanager
-def exclusive_dir(out_dir: str | Path, command: str) -> Iterator[Path]:
-    """Hold ``out_dir/.lock`` (an flock, released when the process ends however it ends) while ``command`` writes
-    ``out_dir``; a second run into the same folder stops at once, naming it, instead of both writing one checkpoint.
+def exclusive_dir(out_dir: str | Path, command: str, lock_name: str = ".lock") -> Iterator[Path]:
+    """Hold ``out_dir/lock_name`` (an flock, released when the process ends however it ends) while ``command``
+    writes ``out_dir``; a second run into the same folder stops at once, naming it, instead of both writing one
+    checkpoint. Another ``lock_name`` guards another kind of writer (CIMC's checkpoints) in the same folder.
     """
     import fcntl
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lock = _take_lock(out_dir, command)
+    lock = _take_lock(out_dir, command, lock_name)
     try:
         yield out_dir
     finally:

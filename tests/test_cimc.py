@@ -135,11 +135,12 @@ def test_checkpoint_of_another_problem_is_refused(tmp_path):
 def test_a_checkpoint_folder_in_use_stops_a_second_run_naming_the_first(tmp_path):
     """Two runs given one checkpoint_dir (a YAML shared by two outputs) would resume from and overwrite one
     checkpoint.pt: the second stops before training; once the first lets go, a run goes ahead."""
+    from cimc.cluster.cimc import CHECKPOINT_LOCK
     from cimc.utils import OutputBusyError, exclusive_dir
 
     X, _ = blobs(n_per=10, n_clusters=3, dim=4)
     cfg = tiny(epochs=1, min_steps=0, checkpoint_dir=str(tmp_path), checkpoint_every=1)
-    with exclusive_dir(tmp_path, "CIMC training"):  # a separate open file: flock refuses it as another process's
+    with exclusive_dir(tmp_path, "CIMC training", CHECKPOINT_LOCK):  # another open file: flock refuses it
         with pytest.raises(OutputBusyError, match="being written by CIMC training"):
             train_cimc(X, 3, cfg)
         assert not (tmp_path / "checkpoint.pt").exists()

@@ -570,6 +570,23 @@ def test_cluster_writes_the_training_curves_of_cimc_only(corpus):
     assert not (root / "k" / "training.png").exists()
 
 
+def test_cimc_checkpointing_into_its_own_output_folder_does_not_refuse_itself(corpus):
+    """`cimc cluster` holds output/.lock and CIMC holds checkpoint_dir/.checkpoint.lock while it trains: a
+    checkpoint_dir that is the output folder itself works, and a second run into it still stops."""
+    from cimc.utils import OutputBusyError, exclusive_dir
+
+    root, _, y = corpus
+    out = root / "c"
+    args = ["cluster", "--input", root / "ivectors.npy", "--method", "cimc", "--num-clusters", 3, "--override",
+            "min_steps=30", "--override", "hidden_dim=32", "--override", f"checkpoint_dir={out}", "--output", out]
+    with exclusive_dir(out, "CIMC training", ".checkpoint.lock"):  # another run training into the same folder
+        with pytest.raises(OutputBusyError, match="being written by CIMC training"):
+            invoke_raising(*args)
+    invoke(*args)
+    assert (out / "checkpoint.pt").is_file() and (out / "labels.npy").is_file()
+    assert skm.normalized_mutual_info_score(y, np.load(out / "labels.npy")) > 0.5
+
+
 def test_the_cimc_command_ends_a_bad_input_with_its_message_not_a_traceback(corpus, monkeypatch, capsys):
     from cimc.cli import main
 

@@ -86,7 +86,7 @@ class CimcConfig:
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | tf32 | bf16
     compile_losses: str = "auto"  # torch.compile the loss math: auto (on CUDA) | always | never
     knn_chunk: int = 4096
-    checkpoint_dir: str = ""  # "" = none; else resume from / save to DIR/checkpoint.pt, holding DIR/.lock
+    checkpoint_dir: str = ""  # "" = none; else resume from / save to DIR/checkpoint.pt (DIR/.checkpoint.lock held)
     checkpoint_every: int = 10  # epochs
     progress: bool = True
 
@@ -269,6 +269,9 @@ def loss_kernels(config: CimcConfig, device: str):
     return L.EAGER
 
 
+CHECKPOINT_LOCK = ".checkpoint.lock"  # held in checkpoint_dir while a run trains
+
+
 def train_cimc(
     X: np.ndarray,
     n_clusters: int,
@@ -301,8 +304,10 @@ def train_cimc(
     # Seeding inside a forked RNG leaves the caller's random streams as they were; the TF32 switches are
     # process-wide too, and k-means, the GMM or ECAPA run after CIMC in one process must not inherit them.
     # A checkpoint folder named in a YAML can be shared by two runs by mistake: the second stops, naming the first,
-    # instead of both resuming from and overwriting one checkpoint.pt.
-    held = exclusive_dir(config.checkpoint_dir, "CIMC training") if config.checkpoint_dir else contextlib.nullcontext()
+    # instead of both resuming from and overwriting one checkpoint.pt. Its own lock file, as the folder may be the
+    # output folder that `cimc cluster` holds.
+    held = (exclusive_dir(config.checkpoint_dir, "CIMC training", CHECKPOINT_LOCK) if config.checkpoint_dir
+            else contextlib.nullcontext())
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []), _tf32_kept(), held:
         return Trainer(X, n_clusters, config, reference_labels, metrics_fn).run()
 
