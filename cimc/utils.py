@@ -117,7 +117,7 @@ class OutputBusyError(OSError):
     """Another process holds the output folder (:func:`exclusive_dir`)."""
 
 
-def _take_lock(out_dir: Path, command: str, lock_name: str = ".lock"):
+def _take_lock(out_dir: Path, command: str, lock_name: str = ".lock", instead: str = "another output folder"):
     """``out_dir/lock_name`` opened, flocked and naming ``command``; None (warned) where the folder is read-only or
     its file system does not lock files. OutputBusyError when another process holds it."""
     import errno
@@ -138,7 +138,7 @@ def _take_lock(out_dir: Path, command: str, lock_name: str = ".lock"):
         holder = lock.read().strip() or "another process"
         lock.close()
         raise OutputBusyError(f"{out_dir} is being written by {holder}; wait for it to finish, or give "
-                              "another output folder") from None
+                              f"{instead}") from None
     except OSError as e:  # file systems without flock (Lustre without -o flock, some NFS)
         lock.close()
         if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
@@ -154,16 +154,18 @@ def _take_lock(out_dir: Path, command: str, lock_name: str = ".lock"):
 
 
 @contextlib.contextmanager
-def exclusive_dir(out_dir: str | Path, command: str, lock_name: str = ".lock") -> Iterator[Path]:
+def exclusive_dir(out_dir: str | Path, command: str, lock_name: str = ".lock",
+                  instead: str = "another output folder") -> Iterator[Path]:
     """Hold ``out_dir/lock_name`` (an flock, released when the process ends however it ends) while ``command``
     writes ``out_dir``; a second run into the same folder stops at once, naming it, instead of both writing one
-    checkpoint. Another ``lock_name`` guards another kind of writer (CIMC's checkpoints) in the same folder.
+    checkpoint. Another ``lock_name`` guards another kind of writer (CIMC's checkpoints) in the same folder;
+    ``instead`` ends the error (what to give instead).
     """
     import fcntl
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lock = _take_lock(out_dir, command, lock_name)
+    lock = _take_lock(out_dir, command, lock_name, instead)
     try:
         yield out_dir
     finally:

@@ -141,7 +141,8 @@ def test_a_checkpoint_folder_in_use_stops_a_second_run_naming_the_first(tmp_path
     X, _ = blobs(n_per=10, n_clusters=3, dim=4)
     cfg = tiny(epochs=1, min_steps=0, checkpoint_dir=str(tmp_path), checkpoint_every=1)
     with exclusive_dir(tmp_path, "CIMC training", CHECKPOINT_LOCK):  # another open file: flock refuses it
-        with pytest.raises(OutputBusyError, match="being written by CIMC training"):
+        with pytest.raises(OutputBusyError, match=r"being written by CIMC training \(pid \d+\); wait for it to "
+                                                   r"finish, or give another checkpoint_dir"):
             train_cimc(X, 3, cfg)
         assert not (tmp_path / "checkpoint.pt").exists()
     assert len(train_cimc(X, 3, cfg).labels) == len(X)

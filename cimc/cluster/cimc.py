@@ -306,8 +306,8 @@ def train_cimc(
     # A checkpoint folder named in a YAML can be shared by two runs by mistake: the second stops, naming the first,
     # instead of both resuming from and overwriting one checkpoint.pt. Its own lock file, as the folder may be the
     # output folder that `cimc cluster` holds.
-    held = (exclusive_dir(config.checkpoint_dir, "CIMC training", CHECKPOINT_LOCK) if config.checkpoint_dir
-            else contextlib.nullcontext())
+    held = (exclusive_dir(config.checkpoint_dir, "CIMC training", CHECKPOINT_LOCK, "another checkpoint_dir")
+            if config.checkpoint_dir else contextlib.nullcontext())
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []), _tf32_kept(), held:
         return Trainer(X, n_clusters, config, reference_labels, metrics_fn).run()
 
