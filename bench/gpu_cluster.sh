@@ -20,12 +20,12 @@
 #   SIZE=tiny bash bench/gpu_cluster.sh    # seconds on a CPU, to check the script works
 #   CLUSTERS=5000 STEPS=10 bash bench/gpu_cluster.sh   # shorter step table (each new C compiles the loss math again)
 #   CLUSTERS= bash bench/gpu_cluster.sh                 # the whole run alone, ~5 min
-#   FIT_TO=.sweep/ms200 CLUSTERS= DEFAULTS=0 ALSO_SET='seed=2; seed=2 entropy_warmup_max_steps=1000' bash bench/gpu_cluster.sh
-#       next check (~9.5 min; DEFAULTS=0 skips the defaults' run): seed 2 of the defaults (H(Y|X) ramp over 70 % of
-#       the run) and of the 1,000-step cap that was the default until the H200 runs of 2026-12-04 (docs/cimc_tuning.md,
-#       "The paper's regime on a GPU": capped ACC 0.737 and 0.817 on seeds 0 and 1, uncapped 0.822 and 0.821;
-#       the seed-1 call took 580 s of the 600 a call may run: timeout_s 600, or one run a call); then
-#       ALSO_SET=entropy_warmup=0 (the paper's schedule)
+#   FIT_TO=.sweep/ms200 CLUSTERS= DEFAULTS=0 ALSO_SET='losses=[imsat]; entropy_warmup=0' bash bench/gpu_cluster.sh
+#       next check (~8 min; DEFAULTS=0 skips the defaults' run, seeds 0-1 measured: docs/cimc_tuning.md, "The
+#       paper's regime on a GPU"): IMSAT alone at the paper's size (the bar's middle link, never measured at 1.09M;
+#       ~6 ms a step) and CIMC with the paper's schedule (no H(Y|X) warm-up), the departure's own check at this size.
+#       Then seed 2 of the defaults and of the 1,000-step cap: ALSO_SET='seed=2; seed=2 entropy_warmup_max_steps=1000'
+#       (the seed-1 pair took 580 s of the 600 a call may run: timeout_s 600, or one run a call)
 #   CLUSTERS= ALSO_SET=mixup_weight=0.3 bash bench/gpu_cluster.sh   # the defaults, then a run with a change:
 #       a milder mixup, the long-run lead (docs/cimc_tuning.md, "What costs CIMC on a long run: mixup"); ~10 min
 #   CLUSTERS= ALSO_SET='losses=[imsat,supcon]' bash bench/gpu_cluster.sh   # ... or CIMC without mixup (YAML value)
