@@ -74,6 +74,7 @@ def main() -> None:
     from sklearn.cluster import KMeans
 
     from cimc.cluster.lloyd import default_chunk_size, kmeans_plus_plus, lloyd_kmeans
+    from cimc.utils import tf32_switches_kept
 
     device, X, header = synthetic_set(args)
     print(header)
@@ -104,17 +105,14 @@ def main() -> None:
     print("|---|---|---|---|---|")
     print(f"| ours (torch, {device}) | {t_seed:.2f} | {n_iter} | {t_ours:.3f} | {inertia / len(X):.4f} |", flush=True)
     if args.tf32:
-        kept = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = True
-        try:
+        with tf32_switches_kept():
+            torch.backends.cuda.matmul.allow_tf32 = True
             sync()
             start = time.perf_counter()
             labels_tf32, _, n_iter_tf32 = lloyd_kmeans(X, args.num_clusters, max_iter=args.iters, tol=0.0,
                                                        device=device, init=init, return_n_iter=True)
             sync()
             t_tf32 = (time.perf_counter() - start) / n_iter_tf32
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = kept
         # both partitions scored the same way (float64, each to the means of its own labels)
         differ = float(np.mean(labels_tf32 != labels))
         ours_exact = partition_inertia(X, labels) / len(X)

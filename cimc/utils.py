@@ -113,6 +113,18 @@ def resolve_device(device: str = "auto", cpu_fallback: bool = False) -> str:
     return device
 
 
+@contextlib.contextmanager
+def tf32_switches_kept() -> Iterator[None]:
+    """Puts torch's process-wide TF32 switches (CUDA matmul, cuDNN) back as they were on leaving."""
+    import torch
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 class OutputBusyError(OSError):
     """Another process holds the output folder (:func:`exclusive_dir`)."""
 

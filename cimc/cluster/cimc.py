@@ -17,13 +17,13 @@ import dataclasses
 import logging
 import math
 from pathlib import Path
-from typing import Callable, ClassVar, Iterator
+from typing import Callable, ClassVar
 
 import numpy as np
 
 from cimc.cluster.base import Clusterer, register_clusterer
 from cimc.config import require, require_choice
-from cimc.utils import exclusive_dir, resolve_device
+from cimc.utils import exclusive_dir, resolve_device, tf32_switches_kept
 from cimc.vectors import nonfinite_rows
 
 logger = logging.getLogger(__name__)
@@ -308,20 +308,8 @@ def train_cimc(
     # output folder that `cimc cluster` holds.
     held = (exclusive_dir(config.checkpoint_dir, "CIMC training", CHECKPOINT_LOCK, "another checkpoint_dir")
             if config.checkpoint_dir else contextlib.nullcontext())
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []), _tf32_kept(), held:
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []), tf32_switches_kept(), held:
         return Trainer(X, n_clusters, config, reference_labels, metrics_fn).run()
-
-
-@contextlib.contextmanager
-def _tf32_kept() -> Iterator[None]:
-    """Puts torch's global TF32 switches back as they were on leaving."""
-    import torch
-
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 class _NeuralClusterer(Clusterer):
