@@ -5,7 +5,8 @@
 #   bash bench/gpu_cluster_quality.sh                  # GPU machine: ~6 min
 #   SIZE=tiny bash bench/gpu_cluster_quality.sh        # a minute on a CPU, to check the script works
 # SETS: folders each holding a mini_synth training set's ivectors_train.npy/.ids and utt2spk (default
-# .sweep/*/, made by bench/make_sweep_sets.sh and carried to the GPU machine); VARIANTS: the rows (default bench/sweeps/cimc_screen.yaml);
+# .sweep/*/, made by bench/make_sweep_sets.sh and carried to the GPU machine); VARIANTS: the rows (default
+# bench/sweeps/cimc_screen.yaml);
 # UNBALANCED=MIN,MAX adds each set cut to MIN..MAX utterances per speaker; BAR: chains of row names to check
 # seed by seed, separated by ';' (default cimc>=imsat>kmeans). The mixup screen still to run:
 #   SETS=.sweep/ms50/ UNBALANCED=8,50 VARIANTS=bench/sweeps/cimc_mixup.yaml bash bench/gpu_cluster_quality.sh
