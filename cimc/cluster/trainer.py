@@ -1,7 +1,8 @@
 """The training loop behind :func:`cimc.cluster.cimc.train_cimc`: seeded, CPU/GPU, bf16, resumable.
 
 One step: clean forward -> each loss term (VAT and mixup make their own perturbed forwards with
-frozen BatchNorm statistics) -> weighted sum -> momentum SGD. The learning rate decays per step;
+frozen BatchNorm statistics) -> weighted sum -> an optimiser step (Adam by default, the paper's momentum SGD
+with ``optimizer: sgd``). The learning rate decays per step;
 SupCon's weight ramps in after its warm-up. Per epoch: mean of each term, the number of clusters
 used, and ACC/NMI when reference labels are given. A checkpoint (model, optimiser, RNG, history)
 is written atomically every ``checkpoint_every`` epochs and picked up again by a rerun.
