@@ -34,7 +34,10 @@ class PipelineGroup(click.Group):
         return list(self.commands)
 
 
-@click.group(cls=PipelineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+HELP_OPTIONS = frozenset({"-h", "--help"})
+
+
+@click.group(cls=PipelineGroup, context_settings={"help_option_names": sorted(HELP_OPTIONS)})
 @click.version_option(__version__, prog_name="cimc")
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def cli(verbose: bool) -> None:
@@ -43,7 +46,9 @@ def cli(verbose: bool) -> None:
     Recipes in egs/ call one subcommand per stage; see `cimc COMMAND --help`.
     """
     setup_logging(verbose)
-    logging.getLogger("cimc").info("command: %s", shlex.join(sys.argv))
+    # The command line opens every log (a run's record); a help request runs nothing and gets no log line.
+    if not HELP_OPTIONS.intersection(sys.argv[1:]):
+        logging.getLogger("cimc").info("command: %s", shlex.join(sys.argv))
 
 
 def _register_commands(group: click.Group) -> None:

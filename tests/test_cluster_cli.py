@@ -660,3 +660,15 @@ def test_umask_is_read_without_changing_it():
         assert _umask() == 0o027 and _umask() == 0o027
     finally:
         os.umask(before)
+
+
+def test_the_command_line_is_logged_but_not_for_a_help_request(monkeypatch):
+    """Every run's log opens with its command line; `cimc cluster --help` prints the help alone."""
+    import sys
+
+    for argv, logged in ((["cluster-config", "--method", "kmeans"], True), (["cluster", "--help"], False),
+                         (["cluster", "--input", "x.npy", "-h"], False)):
+        monkeypatch.setattr(sys, "argv", ["cimc", *argv])
+        result = CliRunner().invoke(cli, argv, catch_exceptions=False)  # the log goes to the runner's stderr
+        assert result.exit_code == 0, result.output
+        assert ("command: cimc " + " ".join(argv) in result.output) == logged, result.output
