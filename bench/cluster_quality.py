@@ -22,7 +22,9 @@ GPU machine, many small fits share the card), seed by seed, and ``--time-budget 
 fits after S seconds, so a sweep on a lent GPU ends on time with every variant at the same seed count.
 ``--records FILE.jsonl`` appends each fit as it lands and skips the fits already there, so a stopped sweep
 resumes and a later ``--seeds 10`` adds seeds to one run instead of redoing them (a record is keyed by data
-set, row name and seed: start a new file when a row's settings change).
+set, row name and seed: start a new file when a row's settings change). ``--first-seed F`` runs seeds F to
+F + seeds - 1: new rows paired seed by seed with rows recorded on this machine, when the first seeds of those came
+from another (float32 rounding differs between CPUs, and a neural fit carries it forward).
 
 After the table comes the issue's bar, ``--bar "cimc>=imsat>kmeans"`` (a chain of row names): for each data
 set, each link's seed-by-seed difference in ACC and NMI, mean ± standard error, with "holds" or "fails" and,
@@ -189,8 +191,10 @@ def read_records(path: Path | None) -> dict[tuple[str, str, int], dict]:
 
 
 def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads: int,
-            time_budget: float | None, records: Path | None = None) -> dict[tuple[str, str], list[dict]]:
-    """Every (data set, variant, seed) fit, seed-major; results keyed by (data name, variant name).
+            time_budget: float | None, records: Path | None = None,
+            first_seed: int = 0) -> dict[tuple[str, str], list[dict]]:
+    """Every (data set, variant, seed) fit for seeds ``first_seed`` .. ``first_seed + seeds - 1``, seed-major;
+    results keyed by (data name, variant name).
 
     With ``jobs`` > 1 the fits run in spawned worker processes (CUDA-safe), at most 2 * jobs queued,
     and no new fit starts once ``time_budget`` seconds have passed. With ``records`` (JSON lines) each
@@ -201,7 +205,8 @@ def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads:
     import multiprocessing
 
     recorded = read_records(records)
-    tasks = [(d, v, seed) for seed in range(seeds) for d in sets for v in variants if v.runs_on(d)]
+    tasks = [(d, v, seed) for seed in range(first_seed, first_seed + seeds) for d in sets for v in variants
+             if v.runs_on(d)]
     results: dict[tuple[str, str], list[dict]] = {(d, v.name): [] for d in sets for v in variants if v.runs_on(d)}
     for d, v, seed in tasks:
         if (d, v.name, seed) in recorded:
@@ -311,6 +316,8 @@ def bar_check(results: dict[tuple[str, str], list[dict]], chain: list[tuple[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds FIRST .. FIRST + SEEDS - 1 (more seeds for rows recorded on another machine)")
     parser.add_argument("--methods", default=DEFAULT_METHODS)
     parser.add_argument("--variants", type=Path, help="YAML list of {name, method, set, data} rows (replaces --methods)")
     parser.add_argument("--ivectors", action="append", default=[],
@@ -353,7 +360,8 @@ def main() -> None:
             keep = unbalanced_subset(y, smallest, largest)
             named.append((f"mini_synth i-vectors, {smallest}-{largest} per speaker", (X[keep], y[keep])))
     sets = {f"{name} (N={len(y)}, C={len(np.unique(y))})": (X, y) for name, (X, y) in named}
-    results = run_all(sets, variants, args.seeds, args.jobs, args.threads, args.time_budget, args.records)
+    results = run_all(sets, variants, args.seeds, args.jobs, args.threads, args.time_budget, args.records,
+                      args.first_seed)
     rows = []
     for (data_name, variant_name), runs in results.items():
         if not runs:

@@ -186,3 +186,14 @@ def test_a_method_without_config_refuses_fields_instead_of_dropping_them(cq, mon
     assert cq.method_config("kmeans", 0) is None
     with pytest.raises(ValueError, match="kmeans takes no config, so it cannot set n_init"):
         cq.method_config("kmeans", 0, (("n_init", 10),))
+
+
+def test_first_seed_runs_the_later_seeds_only(cq, tmp_path):
+    """--first-seed 2 --seeds 2 fits seeds 2 and 3, with the labels those seeds give in a run from seed 0."""
+    sets = {"one (N=30, C=3)": small_set(30, 0)}
+    variants = [cq.Variant("gmm", "gmm")]
+    later = cq.run_all(sets, variants, seeds=2, jobs=1, threads=1, time_budget=None, first_seed=2)
+    from_zero = cq.run_all(sets, variants, seeds=4, jobs=1, threads=1, time_budget=None)
+    runs = later[("one (N=30, C=3)", "gmm")]
+    assert [r["seed"] for r in runs] == [2, 3]
+    assert [(r["acc"], r["nmi"]) for r in runs] == [(r["acc"], r["nmi"]) for r in from_zero[("one (N=30, C=3)", "gmm")][2:]]
