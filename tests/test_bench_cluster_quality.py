@@ -188,7 +188,7 @@ def test_a_method_without_config_refuses_fields_instead_of_dropping_them(cq, mon
         cq.method_config("kmeans", 0, (("n_init", 10),))
 
 
-def test_first_seed_runs_the_later_seeds_only(cq, tmp_path):
+def test_first_seed_runs_the_later_seeds_only(cq):
     """--first-seed 2 --seeds 2 fits seeds 2 and 3, with the labels those seeds give in a run from seed 0."""
     sets = {"one (N=30, C=3)": small_set(30, 0)}
     variants = [cq.Variant("gmm", "gmm")]
