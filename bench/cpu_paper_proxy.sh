@@ -20,8 +20,7 @@
 # Ends with the table of the runs (OUT/proxy_runs.jsonl, OUT defaults to /tmp/cpu_paper_proxy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+source bench/python_env.sh
 OUT=${OUT:-/tmp/cpu_paper_proxy}
 RUNS=$OUT/proxy_runs.jsonl
 mkdir -p "$OUT"

@@ -38,8 +38,7 @@
 # OUT is set (the device tool's output folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+source bench/python_env.sh
 LOG=${OUT:-/tmp}/gpu_cluster.log
 RUNS=${OUT:-/tmp}/full_runs.jsonl
 mkdir -p "$(dirname "$LOG")"

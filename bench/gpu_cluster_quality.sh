@@ -14,8 +14,8 @@
 # brings its fits back; RESUME=that/file.jsonl (a copy in the tree) starts from those fits instead of redoing them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
+source bench/python_env.sh
+export OMP_NUM_THREADS=1
 DIR=${OUT:-/tmp}
 mkdir -p "$DIR"
 DATA=()

@@ -12,15 +12,13 @@
 #   IVECTOR_BENCH_TINY=1 bench/gpu_ivector.sh # tiny sizes on CPU: proves the script runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python=${PYTHON:-.venv/bin/python}
-[ -x "$python" ] || python=python3  # the GPU machine has python3, no .venv
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1  # bench/*.py import cimc from this checkout
+source bench/python_env.sh
 
 if [ "${IVECTOR_BENCH_TINY:-0}" = 1 ]; then
   sizes=(--device cpu --components 32 --ivector-dim 16 --frames 100 --utts 32 --batch 16 --baseline-utts 4)
   runs=("" "--full-cov --tf32")  # on a CPU TF32 changes nothing: its comparison line must read 0
 else
-  "$python" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device visible'; print(torch.cuda.get_device_name(0))"
+  "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device visible'; print(torch.cuda.get_device_name(0))"
   nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv
   sizes=(--device cuda --utts 8192 --batch 512 --baseline-utts 0 --threads 4)
   runs=("" "--tf32" "--full-cov" "--full-cov --tf32")
@@ -28,5 +26,5 @@ fi
 for extra in "${runs[@]}"; do
   echo "== bench/ivector.py ${sizes[*]} $extra"
   # shellcheck disable=SC2086
-  "$python" bench/ivector.py "${sizes[@]}" $extra
+  "$PY" bench/ivector.py "${sizes[@]}" $extra
 done

@@ -13,8 +13,7 @@
 #   SIZE=tiny bash bench/gpu_kmeans.sh    # seconds on a CPU, to check the script works
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+source bench/python_env.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU visible: running on CPU"
 if [ "${SIZE:-full}" = tiny ]; then
   $PY bench/kmeans_speed.py --num-items 20000 --dim 40 --num-clusters 100 --iters 5 --init-sample 5000 --sklearn-items 0 --tf32

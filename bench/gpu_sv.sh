@@ -9,18 +9,16 @@
 # they cannot be imported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python=${PYTHON:-.venv/bin/python}
-[ -x "$python" ] || python=python3  # the GPU machine has python3, no .venv
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1  # bench/*.py import cimc from this checkout
+source bench/python_env.sh
 needs='import soundfile, lhotse, kaldi_native_fbank'
-if ! "$python" -c "$needs" 2>/dev/null; then
+if ! "$PY" -c "$needs" 2>/dev/null; then
   if ! ls .whl/*.whl >/dev/null 2>&1; then
-    echo "$0: $python cannot import soundfile, lhotse or kaldi_native_fbank and there is no .whl/ (bash bench/device_wheels.sh)" >&2
+    echo "$0: $PY cannot import soundfile, lhotse or kaldi_native_fbank and there is no .whl/ (bash bench/device_wheels.sh)" >&2
     exit 1
   fi
-  "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site:$PYTHONPATH
-  "$python" -c "$needs"
+  "$PY" -c "$needs"
 fi
 
 if [ "${SV_BENCH_SIZE:-full}" = tiny ]; then
@@ -28,14 +26,14 @@ if [ "${SV_BENCH_SIZE:-full}" = tiny ]; then
 else
   device=cuda; batch=200; steps=${SV_BENCH_STEPS:-10}; workers=${SV_BENCH_WORKERS:-12}; channels="512 1024"; amp_modes="fp32 bf16"
   extra="--speakers 50 --extract-utts 20 --extract-seconds 8"
-  "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device visible to torch')"
+  "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device visible to torch')"
 fi
 
 for c in $channels; do
   for mode in $amp_modes; do
     echo "== ECAPA channels $c, batch $batch, $mode, device $device =="
     amp=""; [ $mode = bf16 ] && amp="--amp"
-    "$python" bench/sv.py --device $device --channels $c --batch-size $batch --steps $steps \
+    "$PY" bench/sv.py --device $device --channels $c --batch-size $batch --steps $steps \
       --workers $workers --threads 1 $amp $extra
   done
 done

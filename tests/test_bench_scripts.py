@@ -123,7 +123,8 @@ def test_gpu_sv_script_names_the_missing_packages_and_the_wheel_script(tmp_path)
     before any work and says how to bring them."""
     (tmp_path / "bench").mkdir()
     script = tmp_path / "bench" / "gpu_sv.sh"
-    script.write_text((BENCH / "gpu_sv.sh").read_text())
+    for name in ("gpu_sv.sh", "python_env.sh"):  # a checkout without .whl/: the script and what it sources
+        (tmp_path / "bench" / name).write_text((BENCH / name).read_text())
     bare_python = tmp_path / "python"  # fails the import check as the image's python3 does
     bare_python.write_text('#!/bin/sh\n[ "$1" = -c ] && case "$2" in *soundfile*) exit 1;; esac\nexit 0\n')
     bare_python.chmod(0o755)
