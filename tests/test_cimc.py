@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 import pytest
@@ -288,6 +289,18 @@ def test_supcon_waits_for_warmup_and_settled_predictions():
     assert began and began[0] > 36 and gated[began[0] - 2]["H(Y|X)"] < 0.1 * np.log(4)  # after 30% and settled
     alone = train_cimc(X, 4, dataclasses.replace(cfg, losses=("supcon",))).history  # no H(Y|X): warm-up decides
     assert [("supcon" in h) for h in alone] == [False] * 36 + [True] * 84
+
+
+def test_a_run_without_supcon_logs_no_supcon_start(caplog):
+    """The gate is SupCon's: IMSAT alone, whose H(Y|X) falls below the threshold, logged "SupCon starts at step ..."."""
+    X, _ = blobs(n_per=20, n_clusters=4, dim=8)
+    cfg = tiny(epochs=120, min_steps=0)
+    with caplog.at_level(logging.INFO, logger="cimc.cluster.trainer"):
+        imsat = train_cimc(X, 4, dataclasses.replace(cfg, losses=("imsat",))).history
+        assert not any("SupCon" in r.getMessage() for r in caplog.records)
+        assert min(h["H(Y|X)"] for h in imsat) < 0.1 * np.log(4)  # the gate's condition was met
+        train_cimc(X, 4, dataclasses.replace(cfg, losses=("imsat", "supcon")))
+    assert sum("SupCon starts" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_train_step_sums_the_weighted_terms_and_decays_the_lr_to_the_papers_total():

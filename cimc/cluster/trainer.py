@@ -74,6 +74,7 @@ class Trainer:
         self.x = torch.from_numpy(X).to(self.device)
         self.schedule = make_schedule(len(X), config)
         self.terms = build_loss_terms(config, matmul_dtype, loss_kernels(config, self.device))
+        self.uses_supcon = any(name == "supcon" for name, _, _ in self.terms)
         self.supcon_start = int(config.supcon_warmup * self.schedule.total_steps)
         self.supcon_began: int | None = None  # step at which SupCon's gate opened
         if self.supcon_start == 0 and config.supcon_start_entropy >= 1.0:
@@ -131,8 +132,8 @@ class Trainer:
         logits are tiny at the start) would freeze noise into a few clusters. Without the MI term
         there is no H(Y|X) to watch and the warm-up alone decides.
         """
-        if self.supcon_began is not None or self.step < self.supcon_start:
-            return
+        if not self.uses_supcon or self.supcon_began is not None or self.step < self.supcon_start:
+            return  # without the term there is no gate to open (an IMSAT run logged "SupCon starts")
         if logged.get("H(Y|X)", 0.0) < self.settled_entropy:
             self.supcon_began = self.step
             logger.info("SupCon starts at step %d (H(Y|X) %.3f)", self.step, logged.get("H(Y|X)", float("nan")))
@@ -229,7 +230,7 @@ class Trainer:
                                                or self.epoch == self.schedule.epochs):
                 self._save_checkpoint()
         labels = self.predict()
-        if any(name == "supcon" for name, _, _ in self.terms) and self.supcon_began is None:
+        if self.uses_supcon and self.supcon_began is None:
             logger.warning("SupCon never started: H(Y|X) stayed above %.3g (supcon_start_entropy %g x log C), so "
                            "this run was IMSAT + the other terms; lower supcon_start_entropy or train longer",
                            self.settled_entropy, self.config.supcon_start_entropy)
