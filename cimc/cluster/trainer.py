@@ -133,7 +133,7 @@ class Trainer:
         there is no H(Y|X) to watch and the warm-up alone decides.
         """
         if not self.uses_supcon or self.supcon_began is not None or self.step < self.supcon_start:
-            return  # without the term there is no gate to open (an IMSAT run logged "SupCon starts")
+            return  # no SupCon term (IMSAT alone): no gate to open
         if logged.get("H(Y|X)", 0.0) < self.settled_entropy:
             self.supcon_began = self.step
             logger.info("SupCon starts at step %d (H(Y|X) %.3f)", self.step, logged.get("H(Y|X)", float("nan")))
