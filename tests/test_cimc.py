@@ -228,6 +228,7 @@ def test_bad_model_settings_are_rejected_by_name_before_the_knn_radii(field, val
     ("momentum: 1", r"momentum must be in \[0, 1\), got 1.0"),
     ("supcon_warmup: 1.5", r"supcon_warmup must be a fraction of the run in \[0, 1\], got 1.5"),
     ("mixup_weight: -1", "mixup_weight must be >= 0, got -1.0"),
+    ("supcon_min_confidence: 1", r"supcon_min_confidence must be in \[0, 1\), got 1.0"),  # would leave SupCon empty
     ("precision: fp16", "precision 'fp16': use one of auto, fp32, tf32, bf16"),
     ("losses: []", "the loss list is empty"),
     ("losses: [imsat, supcn]", "unknown loss term 'supcn'"),  # was raised only once training began

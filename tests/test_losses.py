@@ -81,6 +81,48 @@ def test_supcon_term_uses_argmax_labels_and_chosen_features(features):
     torch.testing.assert_close(a.grad, b.grad, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_supcon_over_kept_rows_equals_supcon_of_the_subset(chunk):
+    gen = torch.Generator().manual_seed(2)
+    feats = torch.randn(13, 5, generator=gen, dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1, 1, 1, 2, 3, 3, 4, 0, 5, 5, 1])
+    kept = torch.tensor([1, 1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1], dtype=torch.bool)  # labels 2, 3, 4: no positive left
+    a = feats.clone().requires_grad_(True)
+    b = feats.clone().requires_grad_(True)
+    got, no_pos = L.supcon_loss(a, labels, 0.1, chunk_size=chunk, matmul_dtype=torch.float64, num_classes=6, kept=kept)
+    want, want_no_pos = naive_supcon(b[kept], labels[kept], 0.1)
+    got.backward()
+    (want * 10 / 13).backward()
+    assert int(no_pos) == want_no_pos == 3
+    assert float(got.detach()) == pytest.approx(float(want.detach()) * 10 / 13, rel=1e-10)
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-8, atol=1e-10)
+
+
+def test_supcon_min_confidence_leaves_the_unsure_points_out():
+    # Confident rows (top prob >= 0.9) by construction; the naive loss over them alone, as a mean over all 8 rows.
+    logits = torch.tensor([[5.0, 0, 0], [4.0, 0, 0.5], [0.3, 0, 0.2], [0, 6.0, 0], [0, 4.5, 0.1], [0.1, 0.2, 0],
+                           [0, 0, 5.0], [0.2, 0, 4.0]], dtype=torch.float64)
+    confident = torch.softmax(logits, 1).amax(1) >= 0.9
+    assert confident.tolist() == [True, True, False, True, True, False, True, True]
+    a = logits.clone().requires_grad_(True)
+    b = logits.clone().requires_grad_(True)
+    got, logged = L.SupConLoss(temperature=0.2, matmul_dtype=torch.float64, min_confidence=0.9)(
+        L.LossContext(None, None, a, None))
+    want, _ = naive_supcon(b[confident], logits.argmax(1)[confident], 0.2)
+    got.backward()
+    (want * 6 / 8).backward()
+    assert float(got.detach()) == pytest.approx(float(want.detach()) * 6 / 8, rel=1e-10)
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-8, atol=1e-10)
+    assert float(a.grad[~confident].abs().sum()) == 0.0 and float(logged["kept"]) == 0.75
+
+
+def test_supcon_min_confidence_with_no_confident_point_is_zero_not_nan():
+    a = torch.zeros(5, 3, requires_grad=True)  # uniform predictions: top prob 1/3
+    got, logged = L.SupConLoss(min_confidence=0.5)(L.LossContext(None, None, a, None))
+    got.backward()
+    assert float(got) == 0.0 and float(logged["kept"]) == 0.0 and float(a.grad.abs().sum()) == 0.0
+
+
 def test_supcon_term_rejects_unknown_features():
     with pytest.raises(ValueError, match="supcon_features 'hidden'"):
         L.SupConLoss(features="hidden")

@@ -64,6 +64,7 @@ class CimcConfig:
     supcon_warmup: float = 0.3  # DEPARTURE: fraction of the run before SupCon may start (then ramps in over 10%)...
     supcon_start_entropy: float = 0.1  # ...and only once H(Y|X) < this * log C (labels settled; >= 1: no condition)
     supcon_chunk: int = 10240  # anchors per chunk: memory O(batch * chunk); batch <= chunk: one chunk, no recompute
+    supcon_min_confidence: float = 0.0  # SupCon over the points whose top softmax prob is >= this (0: all, the paper)
     # virtual mixup on logits
     mixup_weight: float = 1.0
     mixup_alpha: float = 1.0  # Beta(alpha, alpha)
@@ -110,6 +111,7 @@ class CimcConfig:
         require(self, "lr_decay", 0 < self.lr_decay <= 1, "in (0, 1]")
         require(self, "momentum", 0 <= self.momentum < 1, "in [0, 1)")
         require(self, "marginal_momentum", 0 <= self.marginal_momentum < 1, "in [0, 1)")
+        require(self, "supcon_min_confidence", 0 <= self.supcon_min_confidence < 1, "in [0, 1)")
         for name, choices in CHOICES.items():
             require_choice(self, name, choices)
         from cimc.cluster.losses import expand_loss_names
@@ -197,7 +199,7 @@ def build_loss_terms(config: CimcConfig, matmul_dtype=None, kernels=None) -> lis
         "vat": lambda: (L.VatLoss(config.vat_xi, kernels=kernels), 1.0),
         "mi": lambda: (L.MutualInformationLoss(config.lam, config.mu, kernels, config.marginal_momentum), 1.0),
         "supcon": lambda: (L.SupConLoss(config.supcon_temperature, config.supcon_chunk, matmul_dtype, kernels,
-                                         config.supcon_features),
+                                         config.supcon_features, config.supcon_min_confidence),
                            config.supcon_weight),
         "mixup": lambda: (L.MixupLoss(config.mixup_alpha, kernels), config.mixup_weight),
         "vicreg_var": lambda: (L.VicRegVarianceLoss(config.vicreg_gamma), config.vicreg_var_weight),

@@ -96,14 +96,18 @@ def entropy_terms(logits: Tensor) -> tuple[Tensor, Tensor]:
     return cond, marginal
 
 
-def supcon_softmax(sim: Tensor, temperature: float, out_dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+def supcon_softmax(sim: Tensor, temperature: float, out_dtype: torch.dtype,
+                   kept: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Row log-normalisers (N,) and softmax A (N, N) in ``out_dtype`` of s = sim / t, self-pairs excluded.
 
     :param sim: (N, N) dot products of the l2-normalised features (any float dtype).
+    :param kept: (N,) bool, the columns that take part (None: all); the others get A = 0.
     """
     s = _fp32(sim) / temperature
     idx = torch.arange(s.shape[0], device=s.device)
     s = torch.where(idx[:, None] == idx[None, :], float("-inf"), s)
+    if kept is not None:
+        s = torch.where(kept[None, :], s, float("-inf"))
     lse = torch.logsumexp(s, dim=1)
     return lse, torch.exp(s - lse[:, None]).to(out_dtype)
 
@@ -125,7 +129,7 @@ class LossKernels:
 
     kl: Callable[[Tensor, Tensor], Tensor] = kl_from_logits
     entropy: Callable[[Tensor], tuple[Tensor, Tensor]] = entropy_terms
-    supcon_softmax: Callable[[Tensor, float, torch.dtype], tuple[Tensor, Tensor]] = supcon_softmax
+    supcon_softmax: Callable[[Tensor, float, torch.dtype, Tensor | None], tuple[Tensor, Tensor]] = supcon_softmax
     supcon_symmetric: Callable[[Tensor, Tensor], Tensor] = supcon_symmetric
 
 
@@ -242,40 +246,45 @@ class _ChunkedSupCon(torch.autograd.Function):
     -2 (S_{y_k} - f_k) / (|P(k)| N t) (every anchor of a class has the same |P|). Only the
     log-normaliser needs all N^2 similarities. When the batch fits in one chunk, forward keeps
     A = softmax(sim) (in the matmul dtype) and backward is one matmul, (A + A^T) F; otherwise
-    backward recomputes A chunk by chunk.
+    backward recomputes A chunk by chunk. Rows outside ``kept`` (N,) bool, when given, take no part:
+    not anchors, positives or negatives (fixed shapes, so no host sync and no recompile).
     """
 
     @staticmethod
     def forward(ctx, feats: Tensor, labels: Tensor, temperature: float, chunk: int, matmul_dtype: torch.dtype,
-                num_classes: int, kernels: LossKernels):
+                num_classes: int, kernels: LossKernels, kept: Tensor | None):
         n = feats.shape[0]
         mm_feats = feats.to(matmul_dtype)
         probs = None
         if chunk >= n:  # one chunk: keep the softmax for backward
-            lse, probs = kernels.supcon_softmax(mm_feats @ mm_feats.T, temperature, matmul_dtype)
+            lse, probs = kernels.supcon_softmax(mm_feats @ mm_feats.T, temperature, matmul_dtype, kept)
             lse = lse.to(feats.dtype)
         else:
             lse = torch.empty(n, device=feats.device, dtype=feats.dtype)
             for start in range(0, n, chunk):
                 stop = min(start + chunk, n)
-                lse[start:stop] = torch.logsumexp(_similarity_chunk(mm_feats, start, stop, temperature, feats.dtype), 1)
-        class_sum = feats.new_zeros(num_classes, feats.shape[1]).index_add_(0, labels, feats)
-        others = class_sum[labels] - feats  # (N, D): sum of each anchor's positives
-        pos_count = (class_counts(labels, num_classes)[labels] - 1).to(feats.dtype)
+                sim = _similarity_chunk(mm_feats, start, stop, temperature, feats.dtype, kept)
+                lse[start:stop] = torch.logsumexp(sim, 1)
+        member = feats if kept is None else feats * kept[:, None]  # rows left out join no class sum
+        class_sum = feats.new_zeros(num_classes, feats.shape[1]).index_add_(0, labels, member)
+        others = class_sum[labels] - member  # (N, D): sum of each anchor's positives
+        pos_count = (class_counts(labels, num_classes, kept)[labels] - 1).to(feats.dtype)
         has_pos = pos_count > 0
+        if kept is not None:
+            has_pos &= kept
         pos_mean = (feats * others).sum(1) / temperature / pos_count.clamp_min(1)
         per_anchor = torch.where(has_pos, lse - pos_mean, torch.zeros_like(lse))
-        ctx.save_for_backward(feats, lse, pos_count, others, probs)
+        ctx.save_for_backward(feats, lse, pos_count, has_pos, others, probs, kept)
         ctx.temperature, ctx.chunk, ctx.matmul_dtype, ctx.kernels = temperature, chunk, matmul_dtype, kernels
-        no_positive = (~has_pos).sum()
+        no_positive = (~has_pos).sum() if kept is None else (kept & ~has_pos).sum()
         ctx.mark_non_differentiable(no_positive)
         return per_anchor.sum() / n, no_positive
 
     @staticmethod
     def backward(ctx, grad_loss: Tensor, _grad_count):
-        feats, lse, pos_count, others, probs = ctx.saved_tensors
+        feats, lse, pos_count, has_pos, others, probs, kept = ctx.saved_tensors
         n, t = feats.shape[0], ctx.temperature
-        has_pos = (pos_count > 0)[:, None]
+        has_pos = has_pos[:, None]
         scale = grad_loss.to(feats.dtype) / (n * t)
         # dL/ds_ij = (A_ij - [j in P(i)] / |P(i)|) / N for anchors i with a positive; s_ij = f_i . f_j / t.
         grad = -2.0 * torch.where(has_pos, others / pos_count.clamp_min(1)[:, None], 0.0)
@@ -285,33 +294,40 @@ class _ChunkedSupCon(torch.autograd.Function):
         else:
             for start in range(0, n, ctx.chunk):
                 stop = min(start + ctx.chunk, n)
-                sim = _similarity_chunk(mm_feats, start, stop, t, feats.dtype)
+                sim = _similarity_chunk(mm_feats, start, stop, t, feats.dtype, kept)
                 a = torch.where(has_pos[start:stop], torch.exp(sim.sub_(lse[start:stop, None])), 0.0)
                 a = a.to(ctx.matmul_dtype)
                 grad[start:stop] += (a @ mm_feats).to(feats.dtype)
                 grad += (a.T @ mm_feats[start:stop]).to(feats.dtype)
-        return grad * scale, None, None, None, None, None, None
+        return grad * scale, None, None, None, None, None, None, None
 
 
-def class_counts(labels: Tensor, num_classes: int) -> Tensor:
-    """(num_classes,) counts of ``labels`` (N,). Unlike torch.bincount on CUDA, never waits for the GPU."""
-    return labels.new_zeros(num_classes).scatter_add_(0, labels, torch.ones_like(labels))
+def class_counts(labels: Tensor, num_classes: int, kept: Tensor | None = None) -> Tensor:
+    """(num_classes,) counts of ``labels`` (N,), of the rows in ``kept`` (N,) bool if given. Unlike
+    torch.bincount on CUDA, never waits for the GPU."""
+    ones = torch.ones_like(labels) if kept is None else kept.to(labels.dtype)
+    return labels.new_zeros(num_classes).scatter_add_(0, labels, ones)
 
 
-def _similarity_chunk(feats: Tensor, start: int, stop: int, temperature: float, dtype: torch.dtype) -> Tensor:
-    """Rows ``start:stop`` of sim = F F^T / t in ``dtype``, the self-pairs at -inf; (stop - start, N)."""
+def _similarity_chunk(feats: Tensor, start: int, stop: int, temperature: float, dtype: torch.dtype,
+                      kept: Tensor | None = None) -> Tensor:
+    """Rows ``start:stop`` of sim = F F^T / t in ``dtype``, the self-pairs (and columns not ``kept``) at -inf;
+    (stop - start, N)."""
     sim = (feats[start:stop] @ feats.T).to(dtype) / temperature
     sim.diagonal(offset=start).fill_(float("-inf"))
+    if kept is not None:
+        sim.masked_fill_(~kept[None, :], float("-inf"))
     return sim
 
 
 def supcon_loss(features: Tensor, labels: Tensor, temperature: float = 0.1, chunk_size: int = 1024,
                 matmul_dtype: torch.dtype | None = None, num_classes: int | None = None,
-                kernels: LossKernels = EAGER) -> tuple[Tensor, Tensor]:
+                kernels: LossKernels = EAGER, kept: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Supervised contrastive loss (Khosla et al., L_out) over a batch, exact, in row chunks.
 
     loss_i = -1/|P(i)| * sum_{p in P(i)} log( exp(s_ip) / sum_{a != i} exp(s_ia) ), s = z z^T / t,
     P(i) = other samples with the label of i. Anchors with no positive contribute 0 and are counted.
+    With ``kept``, the same over the kept rows alone (the others add 0 and are not counted), still divided by N.
 
     :param features: (N, D) features, l2-normalised here.
     :param labels: (N,) integer labels in [0, num_classes).
@@ -321,6 +337,7 @@ def supcon_loss(features: Tensor, labels: Tensor, temperature: float = 0.1, chun
     :param matmul_dtype: dtype of the similarity matmuls (bf16 on GPU for speed); default features'.
     :param num_classes: labels' range (default max + 1, which waits for the GPU once).
     :param kernels: eager or compiled elementwise math (:class:`LossKernels`).
+    :param kept: (N,) bool, the rows that take part (None: all).
     :return: (mean loss over all N anchors, number of anchors without a positive).
     """
     feats = F.normalize(_fp32(features), dim=1)
@@ -328,28 +345,36 @@ def supcon_loss(features: Tensor, labels: Tensor, temperature: float = 0.1, chun
     if num_classes is None:
         num_classes = int(labels.max()) + 1 if len(labels) else 1
     return _ChunkedSupCon.apply(feats, labels, temperature, chunk_size, matmul_dtype or feats.dtype, num_classes,
-                                kernels)
+                                kernels, kept)
 
 
 class SupConLoss:
-    """SupCon on l2-normalised logits (or softmax outputs), labelled by the model's own online argmax predictions."""
+    """SupCon on l2-normalised logits (or softmax outputs), labelled by the model's own online argmax predictions.
+
+    With ``min_confidence`` > 0 only the points whose top softmax probability reaches it take part (as anchors,
+    positives and negatives); the loss stays a mean over the whole batch, the others adding 0.
+    """
 
     name = "supcon"
     FEATURES = ("logits", "probs")
 
     def __init__(self, temperature: float = 0.1, chunk_size: int = 1024, matmul_dtype: torch.dtype | None = None,
-                 kernels: LossKernels = EAGER, features: str = "logits"):
+                 kernels: LossKernels = EAGER, features: str = "logits", min_confidence: float = 0.0):
         if features not in self.FEATURES:
             raise ValueError(f"supcon_features {features!r}: use one of {', '.join(self.FEATURES)}")
         self.temperature, self.chunk_size, self.matmul_dtype, self.kernels = temperature, chunk_size, matmul_dtype, kernels
-        self.features = features
+        self.features, self.min_confidence = features, min_confidence
 
     def __call__(self, ctx: LossContext) -> tuple[Tensor, dict[str, Tensor]]:
         labels = ctx.logits.detach().argmax(1)
         feats = ctx.logits if self.features == "logits" else torch.softmax(_fp32(ctx.logits), dim=1)
+        kept, logged = None, {}
+        if self.min_confidence > 0:
+            kept = torch.softmax(_fp32(ctx.logits.detach()), dim=1).amax(1) >= self.min_confidence
+            logged["kept"] = kept.float().mean()
         loss, no_positive = supcon_loss(feats, labels, self.temperature, self.chunk_size, self.matmul_dtype,
-                                        num_classes=ctx.logits.shape[1], kernels=self.kernels)
-        return loss, {"no_pos": no_positive / len(labels)}
+                                        num_classes=ctx.logits.shape[1], kernels=self.kernels, kept=kept)
+        return loss, {"no_pos": no_positive / len(labels), **logged}
 
 
 class MixupLoss:
