@@ -29,6 +29,9 @@
 #   CLUSTERS= ALSO_SET=mixup_weight=0.3 bash bench/gpu_cluster.sh   # the defaults, then a run with a change:
 #       a milder mixup, the long-run lead (docs/cimc_tuning.md, "What costs CIMC on a long run: mixup"); ~10 min
 #   CLUSTERS= ALSO_SET='losses=[imsat,supcon]' bash bench/gpu_cluster.sh   # ... or CIMC without mixup (YAML value)
+#   FIT_TO=.sweep/ms200 CLUSTERS= DEFAULTS=0 ALSO_SET=supcon_min_confidence=0.9 bash bench/gpu_cluster.sh   # ... or
+#       SupCon over the points at least 0.9 sure (level on the speaker sets and the CPU proxy, +0.007 NMI on
+#       digits; docs/cimc_tuning.md, "SupCon over the confident points"); ~4.5 min, pairs with the seed-0 default run
 #   CLUSTERS= ALSO_SET=marginal_momentum=0.5 bash bench/gpu_cluster.sh   # ... or H(Y) on p(y) averaged over batches
 #       (at the paper's 2 points a cluster per batch the batch p(y) broke CIMC on a CPU-sized set;
 #       docs/cimc_tuning.md, "H(Y) on p(y) averaged over batches")
