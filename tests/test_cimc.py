@@ -229,6 +229,7 @@ def test_bad_model_settings_are_rejected_by_name_before_the_knn_radii(field, val
     ("supcon_warmup: 1.5", r"supcon_warmup must be a fraction of the run in \[0, 1\], got 1.5"),
     ("mixup_weight: -1", "mixup_weight must be >= 0, got -1.0"),
     ("supcon_min_confidence: 1", r"supcon_min_confidence must be in \[0, 1\), got 1.0"),  # would leave SupCon empty
+    ("supcon_min_confidence_until: 1.5", r"supcon_min_confidence_until must be a fraction of the run in \[0, 1\]"),
     ("precision: fp16", "precision 'fp16': use one of auto, fp32, tf32, bf16"),
     ("losses: []", "the loss list is empty"),
     ("losses: [imsat, supcn]", "unknown loss term 'supcn'"),  # was raised only once training began
@@ -333,6 +334,26 @@ def test_train_step_sums_the_weighted_terms_and_decays_the_lr_to_the_papers_tota
     trainer.step = total  # the end of the run: the paper's total decay
     assert float(trainer.train_step(batch)["loss"]) == pytest.approx(9.0 + 0.5 * 3.0 + 0.3 * 5.0)
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.9 ** 50)
+
+
+def test_supcon_min_confidence_applies_until_its_fraction_of_the_run():
+    """SupCon keeps only the confident points before ``supcon_min_confidence_until`` of the run, all points after."""
+    from cimc.cluster.trainer import Trainer
+
+    X, _ = blobs(n_per=20, n_clusters=4, dim=8)
+    cfg = tiny(epochs=100, min_steps=0, losses=("imsat", "supcon"), supcon_min_confidence=0.5,
+               supcon_min_confidence_until=0.4)  # one step an epoch: 100 steps, the threshold on steps 0-39
+    trainer = Trainer(X, 4, cfg)
+    trainer.supcon_began = 0
+    batch = torch.arange(trainer.schedule.batch_size)
+    kept_logged = {}
+    for step in (0, 39, 40, 99):
+        trainer.step = step
+        kept_logged[step] = "kept" in trainer.train_step(batch)
+    assert kept_logged == {0: True, 39: True, 40: False, 99: False}
+    trainer = Trainer(X, 4, dataclasses.replace(cfg, supcon_min_confidence_until=1.0))  # the default: to the end
+    trainer.supcon_began, trainer.step = 0, 99
+    assert "kept" in trainer.train_step(batch)
 
 
 def test_entropy_warmup_ramps_the_conditional_entropy_in_and_keeps_predictions_soft():

@@ -123,6 +123,16 @@ def test_supcon_min_confidence_with_no_confident_point_is_zero_not_nan():
     assert float(got) == 0.0 and float(logged["kept"]) == 0.0 and float(a.grad.abs().sum()) == 0.0
 
 
+def test_supcon_min_confidence_lifted_takes_every_point():
+    # The steps past supcon_min_confidence_until (ctx.confident_only False): the naive SupCon over all rows.
+    logits = torch.tensor([[5.0, 0, 0], [0.3, 0, 0.2], [0, 6.0, 0], [0.1, 0.2, 0], [0, 0, 5.0], [0.2, 0, 4.0]],
+                          dtype=torch.float64)
+    got, logged = L.SupConLoss(temperature=0.2, matmul_dtype=torch.float64, min_confidence=0.9)(
+        L.LossContext(None, None, logits, None, confident_only=False))
+    want, _ = naive_supcon(logits, logits.argmax(1), 0.2)
+    assert float(got) == pytest.approx(float(want), rel=1e-10) and "kept" not in logged
+
+
 def test_supcon_term_rejects_unknown_features():
     with pytest.raises(ValueError, match="supcon_features 'hidden'"):
         L.SupConLoss(features="hidden")

@@ -64,7 +64,8 @@ class CimcConfig:
     supcon_warmup: float = 0.3  # DEPARTURE: fraction of the run before SupCon may start (then ramps in over 10%)...
     supcon_start_entropy: float = 0.1  # ...and only once H(Y|X) < this * log C (labels settled; >= 1: no condition)
     supcon_chunk: int = 10240  # anchors per chunk: memory O(batch * chunk); batch <= chunk: one chunk, no recompute
-    supcon_min_confidence: float = 0.0  # SupCon over the points whose top softmax prob is >= this (0: all, the paper)
+    supcon_min_confidence: float = 0.0  # SupCon over the points whose top softmax prob is >= this (0: all, the paper)...
+    supcon_min_confidence_until: float = 1.0  # ...up to this fraction of the run, then over all points
     # virtual mixup on logits
     mixup_weight: float = 1.0
     mixup_alpha: float = 1.0  # Beta(alpha, alpha)
@@ -106,7 +107,7 @@ class CimcConfig:
         for name in ("hidden_init_scale", "lam", "mu", "supcon_weight", "mixup_weight", "vicreg_var_weight",
                      "vicreg_cov_weight", "supcon_start_entropy", "min_steps", "entropy_warmup_max_steps"):
             require(self, name, getattr(self, name) >= 0, ">= 0")
-        for name in ("entropy_warmup", "supcon_warmup"):
+        for name in ("entropy_warmup", "supcon_warmup", "supcon_min_confidence_until"):
             require(self, name, 0 <= getattr(self, name) <= 1, "a fraction of the run in [0, 1]")
         require(self, "lr_decay", 0 < self.lr_decay <= 1, "in (0, 1]")
         require(self, "momentum", 0 <= self.momentum < 1, "in [0, 1)")

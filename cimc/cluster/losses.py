@@ -37,6 +37,7 @@ class LossContext:
     :param logits: (B, C) clean logits of ``x`` (with grad).
     :param eps: (B,) VAT radius per sample, in input units.
     :param cond_weight: weight of H(Y|X) inside the MI term at this step (below 1 during its warm-up).
+    :param confident_only: whether SupCon's confidence threshold applies at this step (see :class:`SupConLoss`).
     """
 
     model: nn.Module
@@ -44,6 +45,7 @@ class LossContext:
     logits: Tensor
     eps: Tensor
     cond_weight: float = 1.0
+    confident_only: bool = True
 
 
 @contextlib.contextmanager
@@ -352,7 +354,8 @@ class SupConLoss:
     """SupCon on l2-normalised logits (or softmax outputs), labelled by the model's own online argmax predictions.
 
     With ``min_confidence`` > 0 only the points whose top softmax probability reaches it take part (as anchors,
-    positives and negatives); the loss stays a mean over the whole batch, the others adding 0.
+    positives and negatives); the loss stays a mean over the whole batch, the others adding 0. The threshold
+    applies at the steps where ``ctx.confident_only`` (the trainer ends it at ``supcon_min_confidence_until``).
     """
 
     name = "supcon"
@@ -369,7 +372,7 @@ class SupConLoss:
         labels = ctx.logits.detach().argmax(1)
         feats = ctx.logits if self.features == "logits" else torch.softmax(_fp32(ctx.logits), dim=1)
         kept, logged = None, {}
-        if self.min_confidence > 0:
+        if self.min_confidence > 0 and ctx.confident_only:
             kept = torch.softmax(_fp32(ctx.logits.detach()), dim=1).amax(1) >= self.min_confidence
             logged["kept"] = kept.float().mean()
         loss, no_positive = supcon_loss(feats, labels, self.temperature, self.chunk_size, self.matmul_dtype,

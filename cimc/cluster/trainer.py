@@ -76,6 +76,7 @@ class Trainer:
         self.terms = build_loss_terms(config, matmul_dtype, loss_kernels(config, self.device))
         self.uses_supcon = any(name == "supcon" for name, _, _ in self.terms)
         self.supcon_start = int(config.supcon_warmup * self.schedule.total_steps)
+        self.confident_only_steps = config.supcon_min_confidence_until * self.schedule.total_steps
         self.supcon_began: int | None = None  # step at which SupCon's gate opened
         if self.supcon_start == 0 and config.supcon_start_entropy >= 1.0:
             self.supcon_began = 0  # no warm-up, no entropy condition (H(Y|X) <= log C): on from step 0
@@ -155,7 +156,7 @@ class Trainer:
         with torch.autocast(self.device.split(":")[0], dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
             logits = self.model(x)
-            ctx = LossContext(self.model, x, logits, eps, self.cond_weight())
+            ctx = LossContext(self.model, x, logits, eps, self.cond_weight(), self.step < self.confident_only_steps)
             total, logged = None, {}
             for name, term, weight in self.terms:
                 w = self.weight(name, weight)
