@@ -60,7 +60,9 @@ def two_covariance_set(X: np.ndarray, speakers: np.ndarray, n: int | None = None
     speaker means give the between-speaker covariance, the deviations from them the within-speaker one; new
     speakers are drawn from N(mean, between), their points from N(speaker, within_scale^2 * within), then
     l2-normalised. ``within_scale`` > 1 makes a copy with few speakers as crowded as one with many.
-    Returns (n, D) float32 and (n,) speakers (by default as many points and speakers as the source)."""
+    Returns (n, D) float32 and (n,) speakers (by default as many points and speakers as the source).
+    The draw factors the covariances in LAPACK, whose rounding follows the BLAS thread count: under another
+    OMP_NUM_THREADS the same arguments give another set (the summaries' ``data_digest`` tells)."""
     X = X / np.linalg.norm(X, axis=1, keepdims=True)
     _, inverse = np.unique(speakers, return_inverse=True)
     means = np.stack([X[inverse == s].mean(0) for s in range(inverse.max() + 1)])
@@ -224,6 +226,7 @@ def full_run(args) -> None:
     from cimc.cluster.cimc import CimcConfig, l2_normalise
     from cimc.cluster.trainer import Trainer
     from cimc.config import load_config
+    from cimc.utils import array_digest
 
     X, truth, made = make_set(args)  # fitted to real i-vectors: their dimension, not --dim
     config = dataclasses.replace(load_config(CimcConfig, None, args.set), hidden_dim=args.hidden,
@@ -250,7 +253,8 @@ def full_run(args) -> None:
           f"| whole run | {total:.1f} ({total / 60:.2f} min) |")
     summary = {"set": " ".join(args.set) or "defaults", "noise": made,
                **labelling_scores(truth, result.labels, args.clusters[0]), "steps": steps,
-               **commitment_steps(result.history, args.clusters[0]), "seconds": total}
+               **commitment_steps(result.history, args.clusters[0]), "seconds": total,
+               "data_digest": array_digest(X)[:16]}
     print(f"{summary['used']} of {args.clusters[0]} clusters used; vs the {args.speakers} synthetic speakers: "
           f"ACC {summary['acc']:.3f} (at most {summary['acc_ceiling']:.3f} with {args.clusters[0]} clusters), "
           f"NMI {summary['nmi']:.3f}; predictions moved at step {summary['moves'] or '-'}, confident at step "
@@ -273,6 +277,7 @@ def kmeans_run(args) -> None:
     from cimc.cluster.base import make_clusterer
     from cimc.cluster.baselines import KMeansConfig
     from cimc.config import load_config
+    from cimc.utils import array_digest
 
     config = dataclasses.replace(load_config(KMeansConfig, None, args.set), device=args.device)
     X, truth, made = make_set(args)
@@ -280,7 +285,8 @@ def kmeans_run(args) -> None:
     labels = make_clusterer("kmeans", config).fit_predict(X, args.clusters[0])
     name = f"k-means ({' '.join(args.set)})" if args.set else "k-means (one start)"
     summary = {"set": name, "noise": made, **labelling_scores(truth, labels, args.clusters[0]),
-               "steps": None, "moves": None, "confident": None, "seconds": time.perf_counter() - start}
+               "steps": None, "moves": None, "confident": None, "seconds": time.perf_counter() - start,
+               "data_digest": array_digest(X)[:16]}
     print(f"k-means, C {args.clusters[0]}: ACC {summary['acc']:.3f} (at most {summary['acc_ceiling']:.3f}), "
           f"NMI {summary['nmi']:.3f}", flush=True)
     append_summary(args.summary, summary)

@@ -18,6 +18,9 @@
 #       neighbour the same speaker 0.810, of the 10 nearest 0.687; the source 0.800, 0.623; at 1: 1.000, 0.994).
 #       .sweep/ms200: `SETS=ms200 bash bench/make_sweep_sets.sh` (mini_synth stages 0-3 with 200 speakers)
 # Ends with the table of the runs (OUT/proxy_runs.jsonl, OUT defaults to /tmp/cpu_paper_proxy).
+# FIT_TO's draw depends on the BLAS thread count (LAPACK rounding): the runs in bench/results left OMP_NUM_THREADS
+# unset on a 2-core CPU; OMP_NUM_THREADS=1 draws another set. Runs pair only on the same set: each summary line
+# records its data_digest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/python_env.sh

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from cimc.metrics.clustering import cluster_accuracy, contingency_table
+from cimc.utils import array_digest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "cluster_speed.py"
 
@@ -149,6 +150,9 @@ def test_kmeans_run_records_scikit_learns_kmeans_on_the_same_set(cs, tmp_path):
     assert row["acc"] == pytest.approx(cluster_accuracy(contingency_table(truth, expected)))
     assert row["nmi"] == pytest.approx(normalized_mutual_info_score(truth, expected))
     assert row["acc_ceiling"] == pytest.approx(cs.acc_ceiling(truth, 5))
+    # The set's digest, to tell runs on the same set from runs on another draw (e.g. other BLAS threads).
+    other_set = cs.make_set(cs.argparse.Namespace(**{**vars(args), "noise": 0.7}))[0]
+    assert row["data_digest"] == array_digest(X)[:16] != array_digest(other_set)[:16]
     assert "(of -)" in cs.summary_table(args.summary)
     # --set reaches KMeansConfig here (CIMC's config has no use for k-means): seed and restarts as scikit-learn's.
     other = cs.argparse.Namespace(**{**vars(args), "set": ["seed=3", "n_init=2"], "summary": tmp_path / "other.jsonl"})
