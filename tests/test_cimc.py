@@ -351,7 +351,7 @@ def test_supcon_min_confidence_applies_until_its_fraction_of_the_run():
         trainer.step = step
         kept_logged[step] = "kept" in trainer.train_step(batch)
     assert kept_logged == {0: True, 39: True, 40: False, 99: False}
-    trainer = Trainer(X, 4, dataclasses.replace(cfg, supcon_min_confidence_until=1.0))  # the default: to the end
+    trainer = Trainer(X, 4, dataclasses.replace(cfg, supcon_min_confidence_until=1.0))  # 1: to the end
     trainer.supcon_began, trainer.step = 0, 99
     assert "kept" in trainer.train_step(batch)
 

@@ -64,8 +64,8 @@ class CimcConfig:
     supcon_warmup: float = 0.3  # DEPARTURE: fraction of the run before SupCon may start (then ramps in over 10%)...
     supcon_start_entropy: float = 0.1  # ...and only once H(Y|X) < this * log C (labels settled; >= 1: no condition)
     supcon_chunk: int = 10240  # anchors per chunk: memory O(batch * chunk); batch <= chunk: one chunk, no recompute
-    supcon_min_confidence: float = 0.0  # SupCon over the points whose top softmax prob is >= this (0: all, the paper)...
-    supcon_min_confidence_until: float = 1.0  # ...up to this fraction of the run, then over all points
+    supcon_min_confidence: float = 0.99  # DEPARTURE: SupCon over the points whose top softmax prob is >= this (0: all)...
+    supcon_min_confidence_until: float = 0.7  # ...up to this fraction of the run, then over all points (the paper's)
     # virtual mixup on logits
     mixup_weight: float = 1.0
     mixup_alpha: float = 1.0  # Beta(alpha, alpha)
