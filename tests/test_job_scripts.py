@@ -198,3 +198,27 @@ def test_parse_options_help_lists_the_options_from_any_folder(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0] == "A demo recipe."
     assert lines[-2:] == [f"  --{'num-clusters':<20} 40  # C for stage 4", f"  --{'voxceleb1':<20} \"\"  # corpus folder"]
+
+
+def test_require_no_spaces_names_the_option(tmp_path):
+    # the recipes pass paths unquoted (as Kaldi's), so a path with a space must stop before stage 0, by name
+    script = tmp_path / "recipe.sh"
+    script.write_text(f"set -euo pipefail\ndata=data\nsv_exp=\n. {UTILS}/log.sh\n. {UTILS}/parse_options.sh\n"
+                      "require_no_spaces sv_exp data\necho ok\n")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, timeout=30)
+
+    assert run("--data", "/tmp/my_data").stdout == "ok\n"
+    for value in ("/tmp/my data", "a\tb"):
+        result = run("--sv-exp", value)
+        assert result.returncode == 1 and result.stdout == ""
+        assert f"recipe.sh: --sv-exp '{value}' holds whitespace" in result.stderr
+
+
+def test_recipes_check_their_path_options():
+    for recipe in sorted((UTILS.parent / "egs").glob("*/run.sh")):
+        text = recipe.read_text()
+        checked = set(text.split("\nrequire_no_spaces ", 1)[1].split("\n", 1)[0].split())
+        assert {"conf", "data", "exp"} <= checked, recipe
+        assert text.index("require_no_spaces") > text.index(". utils/parse_options.sh"), recipe

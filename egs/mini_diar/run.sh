@@ -34,6 +34,7 @@ exp=exp
 . ./cmd.sh
 . utils/log.sh
 . utils/parse_options.sh
+require_no_spaces sv_exp ivector_dir conf data exp
 
 sv_exp=${sv_exp:-$exp/sv}
 ivector_dir=${ivector_dir:-$exp/ivector}

@@ -28,6 +28,7 @@ exp=exp
 . ./cmd.sh
 . utils/log.sh
 . utils/parse_options.sh
+require_no_spaces conf data exp
 num_clusters=${num_clusters:-$num_speakers}
 
 if run_stage 0 && [ ! -f $data/manifests/.done ]; then

@@ -33,6 +33,7 @@ exp=exp
 . ./cmd.sh
 . utils/log.sh
 . utils/parse_options.sh
+require_no_spaces voxceleb1 voxceleb2 trials_file musan_cuts rir_cuts conf data exp
 
 if run_stage 0 && [ ! -f $data/manifests/.done ]; then
   if $convert_m4a; then

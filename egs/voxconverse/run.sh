@@ -31,6 +31,7 @@ exp=exp
 . ./cmd.sh
 . utils/log.sh
 . utils/parse_options.sh
+require_no_spaces voxconverse sv_exp ivector_dir conf data exp
 
 count_opts=()
 if [ "$oracle_count" = true ]; then count_opts=(clustering.num_speakers=oracle); fi
