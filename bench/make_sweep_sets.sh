@@ -3,6 +3,7 @@
 #   .sweep/ms50   40 speakers x 50 utterances (the "2,000" set)    egs/mini_synth/run.sh --utts-per-speaker 50
 #   .sweep/ms200  200 speakers x 20 utterances (the "4,000" set)   egs/mini_synth/run.sh --num-speakers 200
 #   .sweep/ms800  40 speakers x 20 utterances (the recipe's own 800 set)
+#   .sweep/ms125  40 speakers x 125 utterances (the "5,000" set)   egs/mini_synth/run.sh --utts-per-speaker 125
 # Each runs the recipe's stages 0-3 into .sweep/NAME/work, copies ivectors_train.{npy,ids} and utt2spk to
 # .sweep/NAME/ and removes work/ (~690 MB of audio and features for ms200; KEEP_WORK=1 keeps it), so that a set
 # travels to the GPU machine whole (the device tool's carry: 64 MiB at most). A set already there is kept. On a
@@ -18,7 +19,8 @@ for name in ${SETS:-ms50 ms200}; do
     ms50) opts=(--utts-per-speaker 50) ;;
     ms200) opts=(--num-speakers 200) ;;
     ms800) opts=() ;;
-    *) echo "$0: unknown set '$name' (ms50, ms200 or ms800)" >&2; exit 1 ;;
+    ms125) opts=(--utts-per-speaker 125) ;;
+    *) echo "$0: unknown set '$name' (ms50, ms200, ms800 or ms125)" >&2; exit 1 ;;
   esac
   dir=$root/.sweep/$name
   if [ -f "$dir/ivectors_train.npy" ] && [ -f "$dir/utt2spk" ]; then
