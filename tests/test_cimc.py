@@ -356,6 +356,33 @@ def test_supcon_min_confidence_applies_until_its_fraction_of_the_run():
     assert "kept" in trainer.train_step(batch)
 
 
+def test_epoch_means_average_each_term_over_the_steps_that_logged_it():
+    """The epoch in which SupCon's threshold ends logs "kept" on its first steps only: its epoch mean is theirs,
+    not diluted by the steps after."""
+    from cimc.cluster.trainer import Trainer
+
+    X, _ = blobs(n_per=40, n_clusters=4, dim=8)
+    cfg = tiny(epochs=2, min_steps=0, min_batch_size=16, batch_size=16, losses=("imsat", "supcon"),
+               supcon_min_confidence=0.3, supcon_min_confidence_until=0.75)  # 10 steps an epoch, threshold to 15
+    trainer = Trainer(X, 4, cfg)
+    trainer.supcon_began = 0
+    steps, train_step = [], trainer.train_step
+
+    def logged_step(batch):
+        logged = train_step(batch)
+        steps.append({k: float(v) for k, v in logged.items()})
+        return logged
+
+    trainer.train_step = logged_step
+    trainer.step = trainer.schedule.steps_per_epoch  # the second epoch: steps 10-19
+    assert trainer.schedule.steps_per_epoch == 10 and trainer.confident_only_steps == 15
+    means = trainer.run_epoch()
+    assert sum("kept" in s for s in steps) == 5 and all("kept" in s for s in steps[:5])
+    for key in ("kept", "supcon", "loss", "H(Y|X)"):
+        logged = [s[key] for s in steps if key in s]
+        assert means[key] == pytest.approx(sum(logged) / len(logged), rel=1e-6), key
+
+
 def test_entropy_warmup_ramps_the_conditional_entropy_in_and_keeps_predictions_soft():
     from cimc.cluster.trainer import Trainer
 

@@ -177,12 +177,14 @@ class Trainer:
         return logged
 
     def run_epoch(self) -> dict[str, float]:
-        """One pass over a fresh permutation (the last partial batch dropped); returns epoch means."""
+        """One pass over a fresh permutation (the last partial batch dropped); returns epoch means, each term's over
+        the steps that logged it (SupCon's first epoch, the last one with its confidence threshold)."""
         import torch
 
         self.model.train()
         order = torch.randperm(len(self.x), generator=self.generator).to(self.device)
         sums: dict = {}
+        counts: dict[str, int] = {}
         bar = tqdm(range(self.schedule.steps_per_epoch), desc=f"CIMC epoch {self.epoch + 1}/{self.schedule.epochs}",
                    # Short epochs (small sets) would print a bar per epoch: the run's bar says enough.
                    disable=not self.config.progress or self.schedule.steps_per_epoch < LOG_EVERY, leave=False)
@@ -192,12 +194,13 @@ class Trainer:
             self.step += 1
             for key, value in logged.items():
                 sums[key] = sums[key] + value.float() if key in sums else value.float()
+                counts[key] = counts.get(key, 0) + 1
             if (i + 1) % LOG_EVERY == 0 or i + 1 == self.schedule.steps_per_epoch:
                 shown = {k: float(v) for k, v in logged.items()}
                 self._check_finite(shown)
                 self.update_supcon_gate(shown)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()})
-        return {k: float(v) / self.schedule.steps_per_epoch for k, v in sums.items()}
+        return {k: float(v) / counts[k] for k, v in sums.items()}
 
     def _check_finite(self, logged: dict[str, float]) -> None:
         if not np.isfinite(logged.get("loss", 0.0)):
