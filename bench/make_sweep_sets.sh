@@ -7,8 +7,9 @@
 # Each runs the recipe's stages 0-3 into .sweep/NAME/work, copies ivectors_train.{npy,ids} and utt2spk to
 # .sweep/NAME/ and removes work/ (~690 MB of audio and features for ms200; KEEP_WORK=1 keeps it), so that a set
 # travels to the GPU machine whole (the device tool's carry: 64 MiB at most). A set already there is kept. On a
-# 2-core AMD EPYC: ms50 3.8 min, ms200 5.5 min. Rebuilt so (2026-12-04), k-means (one start, seeds 0-4) gives
-# docs/cimc_tuning.md's numbers: ms50 0.823 / 0.928, ms200 0.594 / 0.840 (ACC / NMI).
+# 2-core AMD EPYC: ms50 3.8 min, ms200 5.5 min, ms125 6.3 min. Rebuilt so (2026-12-04; ms125 2026-12-05), k-means (one
+# start, seeds 0-4) gives docs/cimc_tuning.md's numbers: ms50 0.823 / 0.928, ms200 0.594 / 0.840, ms125 0.835 / 0.943
+# (ACC / NMI).
 #   bash bench/make_sweep_sets.sh              # ms50 and ms200
 #   SETS="ms200" bash bench/make_sweep_sets.sh
 set -euo pipefail
