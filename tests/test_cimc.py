@@ -428,6 +428,28 @@ def test_loss_kernels_follow_compile_losses():
         loss_kernels(CimcConfig(compile_losses="yes"), "cpu")
 
 
+def test_a_compiled_run_compiles_each_kernel_once_and_supcon_once_more_at_its_switch(monkeypatch):
+    """torch.compile with fixed shapes recompiles on any new guard (a shape, a Python float's value, None for a
+    tensor) and past its cache limit (8) silently runs eagerly: a per-step recompile would cost the GPU run its
+    fused kernels. A whole run through SupCon's start and its switch from the confident points to all of them
+    must compile the four kernels once each, and supcon_softmax once more (``kept`` becomes None). aot_eager
+    traces as torch.compile does, without a C++ or GPU compiler."""
+    from torch._dynamo.utils import counters
+
+    from cimc.cluster import losses as L
+
+    traced = L.compiled_kernels(backend="aot_eager")
+    monkeypatch.setattr(L, "compiled_kernels", lambda backend="inductor": traced)
+    torch._dynamo.reset()
+    counters.clear()
+    X, _ = blobs(n_per=40, n_clusters=4, dim=8)
+    history = train_cimc(X, 4, tiny(epochs=2, min_steps=60, supcon_start_entropy=1.0, compile_losses="always")).history
+    assert "kept" in history[len(history) // 2] and "supcon" in history[-1] and "kept" not in history[-1]
+    assert counters["stats"]["unique_graphs"] == 5
+    assert counters["frames"]["total"] == 5
+    torch._dynamo.reset()
+
+
 @pytest.mark.parametrize("recipe", ["voxceleb", "mini_synth"])
 def test_recipe_cimc_yaml_is_the_library_default(recipe):
     """egs/*/conf/cimc.yaml documents the defaults; it must not drift from CimcConfig."""
