@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check of CIMC training at the paper's size (one prepared script; run on the GPU machine).
 #  1. ms per step at B 10,240, d 400, S 1200, C 5,000 and 10,000 (bf16 autocast): IMSAT, IMSAT + mixup,
-#     CIMC (loss math compiled), CIMC eager, and CIMC as first written (eager, SupCon in 1024-anchor chunks).
+#     CIMC (loss math compiled; SupCon masked to the confident points, as in the first 70 % of a run), CIMC with
+#     SupCon over every point (as after), CIMC eager, and CIMC as first written (eager, SupCon in 1024-anchor chunks).
 #  2. The paper's whole run: 1,092,009 synthetic 400-d i-vectors of 5,994 speakers, C 5,000, 150 epochs
 #     (15,900 steps): k-NN radii + training + prediction, wall time by phase, then ACC/NMI vs the speakers,
 #     the ACC ceiling of 5,000 clusters, and the steps where the predictions moved and became confident.
