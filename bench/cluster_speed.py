@@ -5,8 +5,8 @@ Step mode (default): ms per optimiser step of IMSAT alone and of CIMC (IMSAT + S
 process, same random l2-normalised data, at batch B, input d, width S, for each C in ``--clusters``
 (paper: B 10,240, d 400, S 1200, C 5,000 and 10,000). The first ``--warmup`` steps are not timed.
 SupCon is forced on from step 0 (no warm-up) so its cost is in every timed step; the "CIMC" row times it
-masked to the confident points, as in the first 70 % of a run, the next row over every point, as after. On a CPU use few
-steps; on a GPU precision auto means bf16 autocast. Also runs bench/metrics_speed.py (the metrics at
+masked to the confident points, as in the first 70 % of a run, the next row over every point, as after.
+On a CPU use few steps; on a GPU precision auto means bf16 autocast. Also runs bench/metrics_speed.py (the metrics at
 1.09M labels vs scikit-learn) when it is there and ``--metrics`` is given.
 
 Full-run mode: ``train_cimc`` on N synthetic 400-d "i-vectors" (Gaussian speaker means + noise),
