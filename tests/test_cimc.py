@@ -442,12 +442,15 @@ def test_a_compiled_run_compiles_each_kernel_once_and_supcon_once_more_at_its_sw
     monkeypatch.setattr(L, "compiled_kernels", lambda backend="inductor": traced)
     torch._dynamo.reset()
     counters.clear()
-    X, _ = blobs(n_per=40, n_clusters=4, dim=8)
-    history = train_cimc(X, 4, tiny(epochs=2, min_steps=60, supcon_start_entropy=1.0, compile_losses="always")).history
-    assert "kept" in history[len(history) // 2] and "supcon" in history[-1] and "kept" not in history[-1]
-    assert counters["stats"]["unique_graphs"] == 5
-    assert counters["frames"]["total"] == 5
-    torch._dynamo.reset()
+    try:
+        X, _ = blobs(n_per=40, n_clusters=4, dim=8)
+        config = tiny(epochs=2, min_steps=60, supcon_start_entropy=1.0, compile_losses="always")
+        history = train_cimc(X, 4, config).history
+        assert "kept" in history[len(history) // 2] and "supcon" in history[-1] and "kept" not in history[-1]
+        assert counters["stats"]["unique_graphs"] == 5
+        assert counters["frames"]["total"] == 5
+    finally:
+        torch._dynamo.reset()  # the traced graphs stay out of the tests after this one, pass or fail
 
 
 @pytest.mark.parametrize("recipe", ["voxceleb", "mini_synth"])
