@@ -336,6 +336,24 @@ def test_train_step_sums_the_weighted_terms_and_decays_the_lr_to_the_papers_tota
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.9 ** 50)
 
 
+def test_lr_warmup_ramps_the_lr_in_linearly_then_leaves_the_decay():
+    """With ``lr_warmup`` F the optimiser's lr at step s is min(1, (s + 1) / (F x total)) x lr x decay ** s."""
+    from cimc.cluster.trainer import Trainer
+
+    X, _ = blobs(n_per=20, n_clusters=4, dim=8)
+    cfg = tiny(epochs=100, min_steps=0, losses=("imsat",), lr_decay=0.9, lr_warmup=0.2)  # one step an epoch
+    trainer = Trainer(X, 4, cfg)
+    assert trainer.schedule.total_steps == 100
+    batch = torch.arange(trainer.schedule.batch_size)
+    for step, ramp in ((0, 1 / 20), (9, 10 / 20), (19, 1.0), (99, 1.0)):
+        trainer.step = step
+        trainer.train_step(batch)
+        assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(ramp * 0.01 * 0.9 ** step), step
+    plain = Trainer(X, 4, dataclasses.replace(cfg, lr_warmup=0.0))  # the paper: the full lr from step 0
+    plain.train_step(batch)
+    assert plain.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
+
+
 def test_supcon_min_confidence_applies_until_its_fraction_of_the_run():
     """SupCon keeps only the confident points before ``supcon_min_confidence_until`` of the run, all points after."""
     from cimc.cluster.trainer import Trainer

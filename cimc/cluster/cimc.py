@@ -78,6 +78,7 @@ class CimcConfig:
     lr: float = 0.002  # IMSAT code's Adam lr; the paper's SGD lr is 0.01
     momentum: float = 0.9  # SGD only
     lr_decay: float = 0.996  # per epoch of the paper's schedule: total decay lr_decay ** epochs over the run
+    lr_warmup: float = 0.0  # the lr ramps 0 -> lr over this fraction of the run (0: none, the paper)
     batch_size: int = 10240
     epochs: int = 150
     min_steps: int = 1000  # DEPARTURE: at least this many steps (more epochs on small sets)
@@ -107,7 +108,7 @@ class CimcConfig:
         for name in ("hidden_init_scale", "lam", "mu", "supcon_weight", "mixup_weight", "vicreg_var_weight",
                      "vicreg_cov_weight", "supcon_start_entropy", "min_steps", "entropy_warmup_max_steps"):
             require(self, name, getattr(self, name) >= 0, ">= 0")
-        for name in ("entropy_warmup", "supcon_warmup", "supcon_min_confidence_until"):
+        for name in ("entropy_warmup", "supcon_warmup", "supcon_min_confidence_until", "lr_warmup"):
             require(self, name, 0 <= getattr(self, name) <= 1, "a fraction of the run in [0, 1]")
         require(self, "lr_decay", 0 < self.lr_decay <= 1, "in (0, 1]")
         require(self, "momentum", 0 <= self.momentum < 1, "in [0, 1)")

@@ -110,6 +110,11 @@ class Trainer:
             return 0.0
         return weight * linear_ramp(self.step - self.supcon_began + 1, self.schedule.total_steps // 10)
 
+    def learning_rate(self) -> float:
+        """The lr at the current step: ``lr_warmup`` of the run ramps it in, ``lr_decay`` takes it down per step."""
+        ramp = linear_ramp(self.step + 1, self.config.lr_warmup * self.schedule.total_steps)
+        return ramp * self.config.lr * self.schedule.decay_per_step ** self.step
+
     def cond_weight(self) -> float:
         """Weight of H(Y|X) in the MI term: ramps linearly from 0 over ``entropy_warmup`` of the run, then 1.
 
@@ -148,7 +153,7 @@ class Trainer:
 
         from cimc.cluster.losses import LossContext, class_counts
 
-        lr = self.config.lr * self.schedule.decay_per_step ** self.step
+        lr = self.learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x = self.x[batch_idx]
@@ -226,7 +231,7 @@ class Trainer:
             self.epoch += 1
             if self.reference is not None:
                 record.update(self.metrics_fn(self.reference, self.predict()))
-            record["lr"] = self.config.lr * self.schedule.decay_per_step ** self.step
+            record["lr"] = self.learning_rate()
             self.history.append(record)
             epochs_bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k not in ("epoch", "step", "lr")})
             logger.debug("epoch %d: %s", self.epoch, ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
