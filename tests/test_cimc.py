@@ -434,6 +434,29 @@ def test_paper_config_has_supcon_from_step_zero():
     assert all("supcon" in h for h in train_cimc(X, 3, cfg).history)
 
 
+@pytest.mark.parametrize("recipe", ["voxceleb", "mini_synth"])
+def test_recipe_cimc_paper_yaml_is_the_paper_as_written(recipe):
+    """conf/cimc_paper.yaml must give back every setting the paper states, and undo every field that
+    CimcConfig marks DEPARTURE (a new departure without its paper value here fails)."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    from cimc.config import load_config
+
+    path = Path(__file__).resolve().parents[1] / "egs" / recipe / "conf" / "cimc_paper.yaml"
+    paper = load_config(CimcConfig, path)
+    stated = dict(losses=("imsat", "supcon", "mixup"), optimizer="sgd", lr=0.01, momentum=0.9, lr_decay=0.996,
+                  batch_size=10240, epochs=150, lr_warmup=0.0, entropy_warmup=0.0, supcon_warmup=0.0,
+                  supcon_start_entropy=1.0, supcon_min_confidence=0.0, supcon_weight=1.0, mixup_weight=1.0,
+                  mixup_alpha=1.0, marginal_momentum=0.0, min_steps=0, min_batches_per_epoch=1,
+                  eps_scale=0.25, knn_k=10)
+    assert {k: getattr(paper, k) for k in stated} == stated
+    departures = re.findall(r"^    (\w+): .*# DEPARTURE", inspect.getsource(CimcConfig), flags=re.M)
+    assert "entropy_warmup" in departures and "optimizer" in departures
+    assert [f for f in departures if getattr(paper, f) == getattr(CimcConfig(), f)] == []
+
+
 def test_loss_kernels_follow_compile_losses():
     from cimc.cluster import losses as L
     from cimc.cluster.cimc import loss_kernels
