@@ -218,11 +218,13 @@ def changed_settings(saved: dict[str, Any], config: Any) -> dict[str, tuple[Any,
     ``saved`` (the :func:`to_dict` of an earlier run's config, as in its config.yaml or checkpoint; nested
     fields dotted).
 
-    A field missing from ``saved`` was added to the class since, so that run had its default; a field of
-    ``saved`` the class no longer has is ignored.
+    A field missing from ``saved`` was added to the class since, so that run had its default, or the value its
+    class lists in ``BEFORE_FIELD_EXISTED`` (what runs did before the field existed, where a later default differs);
+    a field of ``saved`` the class no longer has is ignored.
     """
     asked = result_settings(config)
-    saved = {**result_settings(type(config)()), **_flatten(saved)}
+    before = getattr(type(config), "BEFORE_FIELD_EXISTED", {})
+    saved = {**result_settings(type(config)()), **before, **_flatten(saved)}
     return {k: (saved[k], v) for k, v in asked.items() if saved[k] != v}
 
 

@@ -57,6 +57,14 @@ def test_changed_settings_reads_a_saved_config_and_skips_run_only_fields(tmp_pat
     # a field the class gained since (absent from the file) ran at its default; one it lost is ignored
     assert changed_settings({"lr": 0.1, "gone": 1}, ToyRun(lr=0.1)) == {}
     assert changed_settings({"lr": 0.1}, ToyRun(lr=0.1, losses=("vat",))) == {"losses": (["imsat"], ["vat"])}
+    # a field added with a default other than what runs did before it existed: those runs are compared at that value
+    ToyRun.BEFORE_FIELD_EXISTED = {"lr": 0.0}
+    try:
+        assert changed_settings({"losses": ["imsat"]}, ToyRun(lr=0.01)) == {"lr": (0.0, 0.01)}
+        assert changed_settings({"losses": ["imsat"]}, ToyRun(lr=0.0)) == {}
+        assert changed_settings({"lr": 0.01, "losses": ["imsat"]}, ToyRun(lr=0.01)) == {}  # saved: as saved
+    finally:
+        del ToyRun.BEFORE_FIELD_EXISTED
     # nested fields by dotted name, from the nested YAML of save_config
     save_config(Toy(), tmp_path / "toy.yaml")
     nested = yaml.safe_load((tmp_path / "toy.yaml").read_text())
