@@ -6,8 +6,9 @@
 #  2. The paper's whole run: 1,092,009 synthetic 400-d i-vectors of 5,994 speakers, C 5,000, 150 epochs
 #     (15,900 steps): k-NN radii + training + prediction, wall time by phase, then ACC/NMI vs the speakers,
 #     the ACC ceiling of 5,000 clusters, and the steps where the predictions moved and became confident.
-#     Target: < 5 min on one H100-class GPU (plain PyTorch measured ~27 ms/step bf16 = 7 min). Today's defaults
-#     on one H200, 2026-12-05, FIT_TO=.sweep/ms200: 277 s (bench/results/gpu_cluster_h200_2026-12-05_ms200.log).
+#     Target: < 5 min on one H100-class GPU (plain PyTorch measured ~27 ms/step bf16 = 7 min). The defaults with
+#     mixup on every step, on one H200, 2026-12-05, FIT_TO=.sweep/ms200: 277 s
+#     (bench/results/gpu_cluster_h200_2026-12-05_ms200.log).
 #     NOISE (default 2.2) is the set's within-speaker std: 2.2 is as hard as the mini_synth 2,000 / 5,000 sets
 #     (88 % of the 10 nearest neighbours the same speaker); the runs logged before 2026-12-02 used 0.8, where
 #     every neighbour is and CIMC reached ACC 0.819 of a possible 0.834 (bench/cluster_speed.py's docstring).
@@ -21,15 +22,16 @@
 #   SIZE=tiny bash bench/gpu_cluster.sh    # seconds on a CPU, to check the script works
 #   CLUSTERS=5000 STEPS=10 bash bench/gpu_cluster.sh   # shorter step table (each new C compiles the loss math again)
 #   CLUSTERS= bash bench/gpu_cluster.sh                 # the whole run alone, ~5 min
-#   FIT_TO=.sweep/ms200 CLUSTERS= DEFAULTS=0 ALSO_SET='mixup_weight=0.3; losses=[imsat,supcon]' bash bench/gpu_cluster.sh
-#       next check (~9 min, timeout_s 600; DEFAULTS=0 skips the defaults' run): at 1.09M on this set IMSAT alone
-#       led today's defaults, 0.836 / 0.974 against 0.823 / 0.970 (one H200, seed 0, 2026-12-05; its runs took 160 and
-#       277 s), and CIMC's predictions settled ~1,000 steps after IMSAT's, as mixup made them on the small sets' long
-#       runs: a milder mixup, and none (docs/cimc_tuning.md, "The paper's regime on a GPU (2026-12-05)").
-#   FIT_TO=.sweep/ms200 CLUSTERS= DEFAULTS=0 ALSO_SET='entropy_warmup=0; seed=1 losses=[imsat]' bash bench/gpu_cluster.sh
-#       then: CIMC with the paper's schedule (no H(Y|X) warm-up), the departure's own check at this size, and IMSAT's
-#       seed 1. Then seed 2 of the defaults and of the 1,000-step cap: ALSO_SET='seed=2; seed=2
-#       entropy_warmup_max_steps=1000' (a pair of CIMC runs takes 530-580 s of the 600 a call may run)
+#   FIT_TO=.sweep/ms200 CLUSTERS= ALSO_SET='losses=[imsat,supcon]' bash bench/gpu_cluster.sh
+#       next check (~9 min, timeout_s 600): today's defaults, with mixup on the first 1,200 steps only
+#       (mixup_max_steps, the default since 2026-12-05 after a CPU proxy of this run), then CIMC without mixup. With
+#       mixup on every step IMSAT alone led CIMC here, 0.836 / 0.974 against 0.823 / 0.970 (one H200, seed 0,
+#       2026-12-05; runs of 160 and 277 s), CIMC's predictions settling ~1,000 steps after IMSAT's
+#       (docs/cimc_tuning.md, "The paper's regime on a GPU (2026-12-05)", "Mixup on the first 1,200 steps only").
+#   FIT_TO=.sweep/ms200 CLUSTERS= DEFAULTS=0 ALSO_SET='seed=1; seed=1 losses=[imsat]' bash bench/gpu_cluster.sh
+#       then seed 1 of the defaults and of IMSAT; then ALSO_SET='entropy_warmup=0; mixup_weight=0.3 mixup_max_steps=0':
+#       CIMC with the paper's schedule (no H(Y|X) warm-up), the departure's own check at this size, and a milder
+#       mixup on every step (a pair of CIMC runs takes 530-580 s of the 600 a call may run)
 #   CLUSTERS= ALSO_SET=mixup_weight=0.3 bash bench/gpu_cluster.sh   # the defaults, then a run with a change:
 #       a milder mixup, the long-run lead (docs/cimc_tuning.md, "What costs CIMC on a long run: mixup"); ~10 min
 #   CLUSTERS= ALSO_SET='losses=[imsat,supcon]' bash bench/gpu_cluster.sh   # ... or CIMC without mixup (YAML value)

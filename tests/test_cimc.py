@@ -363,15 +363,53 @@ def test_supcon_min_confidence_applies_until_its_fraction_of_the_run():
                supcon_min_confidence_until=0.4)  # one step an epoch: 100 steps, the threshold on steps 0-39
     trainer = Trainer(X, 4, cfg)
     trainer.supcon_began = 0
-    batch = torch.arange(trainer.schedule.batch_size)
-    kept_logged = {}
-    for step in (0, 39, 40, 99):
-        trainer.step = step
-        kept_logged[step] = "kept" in trainer.train_step(batch)
-    assert kept_logged == {0: True, 39: True, 40: False, 99: False}
+    assert logged_at_steps(trainer, (0, 39, 40, 99), "kept") == {0: True, 39: True, 40: False, 99: False}
     trainer = Trainer(X, 4, dataclasses.replace(cfg, supcon_min_confidence_until=1.0))  # 1: to the end
-    trainer.supcon_began, trainer.step = 0, 99
-    assert "kept" in trainer.train_step(batch)
+    trainer.supcon_began = 0
+    assert logged_at_steps(trainer, (99,), "kept") == {99: True}
+
+
+def logged_at_steps(trainer, steps, key: str) -> dict[int, bool]:
+    """Whether one training step at each of ``steps`` (set by hand) logs ``key``."""
+    batch = torch.arange(trainer.schedule.batch_size)
+    logged = {}
+    for step in steps:
+        trainer.step = step
+        logged[step] = key in trainer.train_step(batch)
+    return logged
+
+
+def test_mixup_max_steps_stops_mixup_from_that_step_and_a_cap_past_the_run_changes_nothing():
+    from cimc.cluster.trainer import Trainer
+
+    X, _ = blobs(n_per=20, n_clusters=4, dim=8)
+    cfg = tiny(epochs=20, min_steps=0, losses=("imsat", "mixup"))  # one step an epoch
+    trainer = Trainer(X, 4, dataclasses.replace(cfg, mixup_max_steps=6))
+    assert logged_at_steps(trainer, (0, 5, 6, 19), "mixup") == {0: True, 5: True, 6: False, 19: False}
+    stopped = train_cimc(X, 4, dataclasses.replace(cfg, mixup_max_steps=6)).history
+    assert [("mixup" in h) for h in stopped] == [True] * 6 + [False] * 14
+    # Runs no longer than the cap are the uncapped run, bit for bit (the small sets' defaults-length runs).
+    whole, capped = (train_cimc(X, 4, dataclasses.replace(cfg, mixup_max_steps=cap)) for cap in (0, 20))
+    assert np.array_equal(whole.labels, capped.labels) and whole.history == capped.history
+    with pytest.raises(ValueError, match="mixup_max_steps"):
+        tiny(mixup_max_steps=-1)
+    # The default cap is at least every run the default schedule makes up to 92,159 points (150 epochs of at most 8
+    # batches, or min_steps), so there it changes nothing; from 92,160 points (9 batches of 10,240) it stops mixup.
+    default = CimcConfig()
+    sizes = [*range(2, 3000), *range(3000, 92160, 97), 81919, 81920, 92159]
+    assert max(make_schedule(n, default).total_steps for n in sizes) == default.mixup_max_steps == 1200
+    assert make_schedule(92160, default).total_steps == 1350 and make_schedule(1_092_009, default).total_steps == 15900
+
+
+def test_a_config_saved_before_a_departure_existed_is_compared_at_what_that_run_did():
+    """A checkpoint or config.yaml from before mixup_max_steps (mixup on every step) is not today's defaults."""
+    from cimc.config import changed_settings, to_dict
+
+    older = {k: v for k, v in to_dict(CimcConfig()).items() if k not in ("mixup_max_steps", "supcon_min_confidence")}
+    assert changed_settings(older, CimcConfig()) == {"mixup_max_steps": (0, 1200), "supcon_min_confidence": (0.0, 0.99)}
+    assert changed_settings(older, CimcConfig(mixup_max_steps=0, supcon_min_confidence=0.0)) == {}
+    assert changed_settings(to_dict(CimcConfig()), CimcConfig()) == {}
+    assert set(CimcConfig.BEFORE_FIELD_EXISTED) <= {f.name for f in dataclasses.fields(CimcConfig)}
 
 
 def test_epoch_means_average_each_term_over_the_steps_that_logged_it():
@@ -449,7 +487,7 @@ def test_recipe_cimc_paper_yaml_is_the_paper_as_written(recipe):
     stated = dict(losses=("imsat", "supcon", "mixup"), optimizer="sgd", lr=0.01, momentum=0.9, lr_decay=0.996,
                   batch_size=10240, epochs=150, lr_warmup=0.0, entropy_warmup=0.0, supcon_warmup=0.0,
                   supcon_start_entropy=1.0, supcon_min_confidence=0.0, supcon_weight=1.0, mixup_weight=1.0,
-                  mixup_alpha=1.0, marginal_momentum=0.0, min_steps=0, min_batches_per_epoch=1,
+                  mixup_alpha=1.0, mixup_max_steps=0, marginal_momentum=0.0, min_steps=0, min_batches_per_epoch=1,
                   eps_scale=0.25, knn_k=10)
     assert {k: getattr(paper, k) for k in stated} == stated
     departures = re.findall(r"^    (\w+): .*# DEPARTURE", inspect.getsource(CimcConfig), flags=re.M)

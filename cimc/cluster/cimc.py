@@ -43,6 +43,11 @@ class CimcConfig:
     # splice two different runs, or pass off one run's labels as another's (cimc.config.changed_settings).
     RUN_ONLY_FIELDS: ClassVar[frozenset[str]] = frozenset({
         "checkpoint_dir", "checkpoint_every", "progress", "device", "knn_chunk", "supcon_chunk", "compile_losses"})
+    # What a run saved before each of these fields existed did (cimc.config.changed_settings): the field came later,
+    # or its default changed after, so a checkpoint or config.yaml without it did not run at today's default.
+    BEFORE_FIELD_EXISTED: ClassVar[dict[str, object]] = {
+        "entropy_warmup": 0.0, "supcon_start_entropy": 1.0, "supcon_min_confidence": 0.0,
+        "supcon_min_confidence_until": 1.0, "mixup_max_steps": 0}
 
     losses: tuple[str, ...] = ("imsat", "supcon", "mixup")  # names from cimc.cluster.losses
     hidden_dim: int = 1200  # S; IMSAT code's width (the paper's "20,800" is ambiguous)
@@ -69,6 +74,7 @@ class CimcConfig:
     # virtual mixup on logits
     mixup_weight: float = 1.0
     mixup_alpha: float = 1.0  # Beta(alpha, alpha)
+    mixup_max_steps: int = 1200  # DEPARTURE: mixup on the first this many steps only (0: all, the paper; see conf)
     # VICReg terms (ablation rows only)
     vicreg_var_weight: float = 1.0
     vicreg_cov_weight: float = 1.0
@@ -106,7 +112,8 @@ class CimcConfig:
                      "vicreg_gamma"):
             require(self, name, getattr(self, name) > 0, "> 0")
         for name in ("hidden_init_scale", "lam", "mu", "supcon_weight", "mixup_weight", "vicreg_var_weight",
-                     "vicreg_cov_weight", "supcon_start_entropy", "min_steps", "entropy_warmup_max_steps"):
+                     "vicreg_cov_weight", "supcon_start_entropy", "min_steps", "entropy_warmup_max_steps",
+                     "mixup_max_steps"):
             require(self, name, getattr(self, name) >= 0, ">= 0")
         for name in ("entropy_warmup", "supcon_warmup", "supcon_min_confidence_until", "lr_warmup"):
             require(self, name, 0 <= getattr(self, name) <= 1, "a fraction of the run in [0, 1]")

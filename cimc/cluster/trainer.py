@@ -2,9 +2,9 @@
 
 One step: clean forward -> each loss term (VAT and mixup make their own perturbed forwards with
 frozen BatchNorm statistics) -> weighted sum -> an optimiser step (Adam by default, the paper's momentum SGD
-with ``optimizer: sgd``). The learning rate decays per step;
-SupCon's weight ramps in after its warm-up. Per epoch: mean of each term, the number of clusters
-used, and ACC/NMI when reference labels are given. A checkpoint (model, optimiser, RNG, history)
+with ``optimizer: sgd``). The learning rate decays per step; SupCon's weight ramps in after its warm-up;
+mixup stops after ``mixup_max_steps``. Per epoch: mean of each term, the number of clusters used, and ACC/NMI
+when reference labels are given. A checkpoint (model, optimiser, RNG, history)
 is written atomically every ``checkpoint_every`` epochs and picked up again by a rerun.
 """
 from __future__ import annotations
@@ -103,7 +103,11 @@ class Trainer:
         return torch.from_numpy(self.config.eps_scale * dist).to(self.device)
 
     def weight(self, name: str, weight: float) -> float:
-        """Weight of a term at the current step: SupCon is 0 until its gate opens, then ramps in linearly."""
+        """Weight of a term at the current step: SupCon is 0 until its gate opens, then ramps in linearly; mixup
+        is 0 from step ``mixup_max_steps`` on (when set)."""
+        if name == "mixup":
+            cap = self.config.mixup_max_steps
+            return 0.0 if 0 < cap <= self.step else weight
         if name != "supcon":
             return weight
         if self.supcon_began is None:
