@@ -49,6 +49,10 @@ class ToyRun:
     device: str = "auto"
 
 
+class ToyRunLrAddedLater(ToyRun):
+    BEFORE_FIELD_EXISTED: typing.ClassVar[dict] = {"lr": 0.0}  # runs saved before ``lr`` existed ran at 0
+
+
 def test_changed_settings_reads_a_saved_config_and_skips_run_only_fields(tmp_path):
     save_config(ToyRun(lr=0.1, losses=("imsat", "mixup"), device="cpu"), tmp_path / "run.yaml")
     saved = yaml.safe_load((tmp_path / "run.yaml").read_text())
@@ -58,13 +62,9 @@ def test_changed_settings_reads_a_saved_config_and_skips_run_only_fields(tmp_pat
     assert changed_settings({"lr": 0.1, "gone": 1}, ToyRun(lr=0.1)) == {}
     assert changed_settings({"lr": 0.1}, ToyRun(lr=0.1, losses=("vat",))) == {"losses": (["imsat"], ["vat"])}
     # a field added with a default other than what runs did before it existed: those runs are compared at that value
-    ToyRun.BEFORE_FIELD_EXISTED = {"lr": 0.0}
-    try:
-        assert changed_settings({"losses": ["imsat"]}, ToyRun(lr=0.01)) == {"lr": (0.0, 0.01)}
-        assert changed_settings({"losses": ["imsat"]}, ToyRun(lr=0.0)) == {}
-        assert changed_settings({"lr": 0.01, "losses": ["imsat"]}, ToyRun(lr=0.01)) == {}  # saved: as saved
-    finally:
-        del ToyRun.BEFORE_FIELD_EXISTED
+    assert changed_settings({"losses": ["imsat"]}, ToyRunLrAddedLater(lr=0.01)) == {"lr": (0.0, 0.01)}
+    assert changed_settings({"losses": ["imsat"]}, ToyRunLrAddedLater(lr=0.0)) == {}
+    assert changed_settings({"lr": 0.01, "losses": ["imsat"]}, ToyRunLrAddedLater(lr=0.01)) == {}  # saved: as saved
     # nested fields by dotted name, from the nested YAML of save_config
     save_config(Toy(), tmp_path / "toy.yaml")
     nested = yaml.safe_load((tmp_path / "toy.yaml").read_text())
