@@ -11,6 +11,10 @@
 #   bash bench/cpu_paper_proxy.sh
 #   ROWS='defaults; entropy_warmup=0; losses=[imsat]; mixup_weight=0.3' JOBS=2 bash bench/cpu_paper_proxy.sh
 #   SIZE=tiny bash bench/cpu_paper_proxy.sh    # seconds, to check the script works
+#   SIZE=mid bash bench/cpu_paper_proxy.sh     # a mid-length run shaped like VoxCeleb1-dev (148,642 utterances,
+#       1,211 speakers: ~123 a speaker, 14 batches of 10,240, 2,100 steps, ~10 points a cluster per batch): 15,000
+#       points, 150 speakers, C 125, B 1,024 (14 a batch: 2,100 steps), ~8 points a cluster per batch; ~5 min a run.
+#       With FIT_TO=.sweep/ms200, WITHIN_SCALE=1.5 makes it about as hard by neighbours as the full size at 1.45.
 #   FIT_TO=.sweep/ms200 WITHIN_SCALE=1.45 bash bench/cpu_paper_proxy.sh   # the same sizes drawn from a Gaussian
 #       with the between- and within-speaker covariances of DIR's i-vectors (DIR/ivectors_train.npy, DIR/utt2spk)
 #       instead of isotropic noise, the within-speaker spread times WITHIN_SCALE (default 1); d is DIR's. For
@@ -23,16 +27,17 @@
 # records its data_digest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case ${SIZE:-full} in
+  tiny) size=(--num-items 2000 --speakers 40 --dim 20 --hidden 32 --batch 64 --clusters 32 --epochs 2 --min-steps 0) ;;
+  mid) size=(--num-items 15000 --speakers 150 --dim 100 --noise 1.55 --hidden 600 --batch 1024 --clusters 125) ;;
+  full) size=(--num-items 50000 --speakers 300 --dim 100 --noise 1.55 --hidden 600 --batch 512 --clusters 250) ;;
+  *) echo "SIZE must be tiny, mid or full, not '$SIZE'" >&2; exit 2 ;;
+esac
 source bench/python_env.sh
 OUT=${OUT:-/tmp/cpu_paper_proxy}
 RUNS=$OUT/proxy_runs.jsonl
 mkdir -p "$OUT"
 rm -f "$RUNS"
-if [ "${SIZE:-full}" = tiny ]; then
-  size=(--num-items 2000 --speakers 40 --dim 20 --hidden 32 --batch 64 --clusters 32 --epochs 2 --min-steps 0)
-else
-  size=(--num-items 50000 --speakers 300 --dim 100 --noise 1.55 --hidden 600 --batch 512 --clusters 250)
-fi
 [ -z "${FIT_TO:-}" ] || size+=(--fit-to "$FIT_TO" --within-scale "${WITHIN_SCALE:-1}")
 IFS=';' read -ra rows <<< "${ROWS:-defaults; entropy_warmup=0; losses=[imsat]}"
 pids=()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from sklearn.neighbors import NearestNeighbors
 
 from cimc.cluster import losses as L
@@ -302,6 +303,50 @@ def test_mixup_matches_hand_computation():
     want = (target * (target.log() - log_q)).sum(1).mean()
     assert float(loss) == pytest.approx(float(want), rel=1e-5)
     assert 0.0 < float(mix.min()) and float(mix.max()) < 1.0
+
+
+def test_mixup_penalises_the_logits_scale_through_the_mixed_batchs_own_batchnorm_statistics():
+    """Linear-BatchNorm-Linear is affine for fixed statistics, so with the clean batch's statistics (written out by
+    hand) f(a x + (1-a) y) = a f(x) + (1-a) f(y) and mixup's KL is 0. MixupLoss normalises the mixed batch with its own:
+    a mixed batch has ~2/3 of the clean variance (Beta(1, 1): E[a^2 + (1-a)^2] = 2/3), is scaled back up, and its
+    logits spread ~sqrt(3/2) x past the target's; the loss is not 0 and falls with the logits' scale squared (the
+    brake on early commitment, docs/cimc_tuning.md "Why mixup brakes")."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 4))
+    x = F.normalize(torch.randn(4096, 6), dim=1)
+    linear, batchnorm, out = model
+
+    def by_hand(inputs: Tensor, stats_of: Tensor) -> Tensor:
+        h, h_ref = linear(inputs), linear(stats_of)
+        mean, var = h_ref.mean(0), ((h_ref - h_ref.mean(0)) ** 2).mean(0)
+        return out((h - mean) / torch.sqrt(var + batchnorm.eps) * batchnorm.weight + batchnorm.bias)
+
+    logits = model(x)
+    assert torch.allclose(by_hand(x, x), logits, atol=1e-5)
+    torch.manual_seed(5)
+    own, _ = L.MixupLoss()(L.LossContext(model, x, logits, None))
+    torch.manual_seed(5)
+    mix = torch.distributions.Beta(1.0, 1.0).sample((len(x), 1))
+    partner = torch.randperm(len(x))
+    target = mix * logits + (1 - mix) * logits[partner]
+    mixed = mix * x + (1 - mix) * x[partner]
+    assert float(L.kl_from_logits(target, by_hand(mixed, x))) == pytest.approx(0.0, abs=1e-6)  # clean statistics
+    with L.frozen_batchnorm_stats(model):
+        mixed_own = model(mixed)
+    assert float(L.kl_from_logits(target, mixed_own)) == pytest.approx(float(own), rel=1e-5)
+    spread = float((mixed_own - mixed_own.mean(0)).std() / (target - target.mean(0)).std())
+    assert spread == pytest.approx(math.sqrt(3 / 2), rel=0.05)
+    assert float(own) > 1e-3
+
+    def at_logit_scale(scale: float) -> float:
+        with torch.no_grad():
+            out.weight.mul_(scale)
+            out.bias.mul_(scale)
+        torch.manual_seed(5)
+        return float(L.MixupLoss()(L.LossContext(model, x, model(x), None))[0])
+
+    small = at_logit_scale(0.1)
+    assert at_logit_scale(0.1) == pytest.approx(small / 100, rel=0.02)  # near uniform: KL ~ scale^2
 
 
 def test_mixup_target_is_stop_gradient():

@@ -13,7 +13,11 @@ A term is called with a :class:`LossContext` (model, batch, clean logits, VAT ra
 unweighted scalar loss and a dict of detached 0-dim tensors to log (no GPU sync per step); the
 trainer weights and sums them.
 Perturbed forward passes (VAT, mixup) use BatchNorm batch statistics but leave the running
-statistics alone (:func:`frozen_batchnorm_stats`), as IMSAT's code does.
+statistics alone (:func:`frozen_batchnorm_stats`), as IMSAT's code does. For mixup this is what makes it a brake
+on early commitment: a mixed batch has ~2/3 of the clean batch's variance, its own statistics scale it back up,
+and the mixed logits spread ~1.2 x past their target whatever the network, so mixup penalises the logits' scale
+and holds the predictions near uniform. Normalised with the clean pass's statistics instead (one function for
+both passes), mixup wrecked CIMC: docs/cimc_tuning.md, "Why mixup brakes".
 """
 from __future__ import annotations
 
@@ -381,7 +385,10 @@ class SupConLoss:
 
 
 class MixupLoss:
-    """Virtual mixup on logits (VMT): the mix of two samples' logits is the (fixed) target for their mixed input."""
+    """Virtual mixup on logits (VMT): the mix of two samples' logits is the (fixed) target for their mixed input.
+
+    The mixed pass normalises with the mixed batch's own BatchNorm statistics: a penalty on the logits' scale
+    besides the check for linearity between points (module docstring)."""
 
     name = "mixup"
 
