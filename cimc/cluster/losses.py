@@ -17,7 +17,9 @@ statistics alone (:func:`frozen_batchnorm_stats`), as IMSAT's code does. For mix
 on early commitment: a mixed batch has ~2/3 of the clean batch's variance, its own statistics scale it back up,
 and the mixed logits spread ~1.2 x past their target whatever the network, so mixup penalises the logits' scale
 and holds the predictions near uniform. Normalised with the clean pass's statistics instead (one function for
-both passes), mixup wrecked CIMC: docs/cimc_tuning.md, "Why mixup brakes".
+both passes), mixup wrecked CIMC: docs/cimc_tuning.md, "Why mixup brakes". VAT's adversarial batch has more
+variance than the clean one, and its own statistics damp the perturbation; with the clean pass's, IMSAT collapsed
+on the i-vector sets (same section).
 """
 from __future__ import annotations
 
