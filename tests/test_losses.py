@@ -289,14 +289,18 @@ def test_vat_loss_matches_a_naive_power_iteration_with_per_sample_radii():
         assert float(naive_kl(logits.detach(), model(x + eps.mean() * r))) != pytest.approx(float(want), rel=1e-3)
 
 
+def mixup_draws(n: int, seed: int = 5) -> tuple[Tensor, Tensor]:
+    """The Beta(1, 1) weights (n, 1) and the partners (n,) that MixupLoss draws after ``torch.manual_seed(seed)``."""
+    torch.manual_seed(seed)
+    return torch.distributions.Beta(1.0, 1.0).sample((n, 1)), torch.randperm(n)
+
+
 def test_mixup_matches_hand_computation():
     model, x = _model_and_batch()
     logits = model(x)
     torch.manual_seed(5)
     loss, _ = L.MixupLoss(alpha=1.0)(L.LossContext(model, x, logits, None))
-    torch.manual_seed(5)
-    mix = torch.distributions.Beta(1.0, 1.0).sample((len(x), 1))
-    partner = torch.randperm(len(x))
+    mix, partner = mixup_draws(len(x))
     target = F.softmax(mix * logits + (1 - mix) * logits[partner], dim=1)
     with L.frozen_batchnorm_stats(model):
         log_q = F.log_softmax(model(mix * x + (1 - mix) * x[partner]), dim=1)
@@ -325,9 +329,7 @@ def test_mixup_penalises_the_logits_scale_through_the_mixed_batchs_own_batchnorm
     assert torch.allclose(by_hand(x, x), logits, atol=1e-5)
     torch.manual_seed(5)
     own, _ = L.MixupLoss()(L.LossContext(model, x, logits, None))
-    torch.manual_seed(5)
-    mix = torch.distributions.Beta(1.0, 1.0).sample((len(x), 1))
-    partner = torch.randperm(len(x))
+    mix, partner = mixup_draws(len(x))
     target = mix * logits + (1 - mix) * logits[partner]
     mixed = mix * x + (1 - mix) * x[partner]
     assert float(L.kl_from_logits(target, by_hand(mixed, x))) == pytest.approx(0.0, abs=1e-6)  # clean statistics
