@@ -22,9 +22,12 @@ GPU machine, many small fits share the card), seed by seed, and ``--time-budget 
 fits after S seconds, so a sweep on a lent GPU ends on time with every variant at the same seed count.
 ``--records FILE.jsonl`` appends each fit as it lands and skips the fits already there, so a stopped sweep
 resumes and a later ``--seeds 10`` adds seeds to one run instead of redoing them (a record is keyed by data
-set, row name and seed: start a new file when a row's settings change). ``--first-seed F`` runs seeds F to
-F + seeds - 1: new rows paired seed by seed with rows recorded on this machine, when the first seeds of those came
-from another (float32 rounding differs between CPUs, and a neural fit carries it forward).
+set, row name and seed; each also keeps the settings it ran with, and a fit recorded with other settings
+than the row resolves to now, e.g. after a default moved, is refused, naming the fields; fits recorded before
+2026-12-06 carry no settings and are taken by name: add seeds to those at the commit their result page names).
+``--first-seed F`` runs seeds F to F + seeds - 1: new rows paired seed by seed with rows recorded on this
+machine, when the first seeds of those came from another (float32 rounding differs between CPUs, and a neural
+fit carries it forward).
 
 After the table comes the issue's bar, ``--bar "cimc>=imsat>kmeans"`` (a chain of row names): for each data
 set, each link's seed-by-seed difference in ACC and NMI, mean ± standard error, with "holds" or "fails" and,
@@ -158,6 +161,37 @@ def run_method(name: str, X: np.ndarray, n_clusters: int, seed: int,
     return np.asarray(labels), time.perf_counter() - start
 
 
+def settings_of(variant: Variant, seed: int) -> dict | None:
+    """The resolved config a fit of ``variant`` runs with, seed and progress bar aside, as JSON values;
+    None for a method without config. A record keeps it so that a later run can tell when the row's
+    defaults have moved under its name."""
+    import json
+
+    from cimc.config import to_dict
+
+    config = method_config(variant.method, seed, variant.overrides)
+    if config is None:
+        return None
+    values = {k: v for k, v in to_dict(config).items() if k not in ("seed", "progress")}
+    return json.loads(json.dumps(values))
+
+
+def check_recorded_settings(recorded: dict, d: str, variant: Variant, seed: int, records: Path) -> None:
+    """Refuse a recorded fit whose settings differ from what ``variant`` resolves to now, naming the fields.
+
+    Records written before records carried their settings have none and are taken by name alone.
+    """
+    if "config" not in recorded:
+        return
+    now = settings_of(variant, seed) or {}
+    then = recorded["config"] or {}
+    moved = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
+    if moved:
+        changes = ", ".join(f"{k} {then.get(k)!r} -> {now.get(k)!r}" for k in moved)
+        raise ValueError(f"{records}: {d} / {variant.name} / seed {seed} was fitted with other settings than the "
+                         f"row gives now ({changes}); pin them in the row's set: or start a new records file")
+
+
 def _init_worker(threads: int) -> None:
     import torch
 
@@ -198,7 +232,8 @@ def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads:
 
     With ``jobs`` > 1 the fits run in spawned worker processes (CUDA-safe), at most 2 * jobs queued,
     and no new fit starts once ``time_budget`` seconds have passed. With ``records`` (JSON lines) each
-    fit is appended as it lands and fits found there are taken from it, not run again.
+    fit is appended as it lands, with its settings, and fits found there are taken from it, not run again
+    (one recorded with other settings than its row gives now raises).
     """
     import concurrent.futures as cf
     import json
@@ -211,6 +246,7 @@ def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads:
     for d, v, seed in tasks:
         if (d, v.name, seed) in recorded:
             r = recorded[(d, v.name, seed)]
+            check_recorded_settings(r, d, v, seed, records)
             results[(d, v.name)].append({k: r[k] for k in ("acc", "nmi", "used", "seconds", "seed")})
     if recorded:
         print(f"{sum(map(len, results.values()))} of {len(tasks)} fits taken from {records}", flush=True)
@@ -222,7 +258,7 @@ def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads:
         print(f"{d} {v.name} seed {seed}: ACC {r['acc']:.3f} NMI {r['nmi']:.3f} ({r['seconds']:.0f} s)", flush=True)
         if records is not None:
             with records.open("a") as f:  # one line per fit: a stopped run loses at most the fits in flight
-                f.write(json.dumps({"data": d, "variant": v.name, **r}) + "\n")
+                f.write(json.dumps({"data": d, "variant": v.name, **r, "config": settings_of(v, seed)}) + "\n")
 
     def out_of_time() -> bool:
         return time_budget is not None and time.perf_counter() - started > time_budget

@@ -151,6 +151,25 @@ def test_records_resume_a_run_and_add_seeds_without_redoing_fits(cq, tmp_path, c
     assert len(records.read_text().splitlines()) == 4
 
 
+def test_a_fit_recorded_with_other_settings_than_its_row_now_gives_is_refused(cq, tmp_path):
+    """A row keeps its name when a default moves under it: its old fits must not be paired with new ones."""
+    sets = {"one (N=30, C=3)": small_set(30, 0)}
+    records = tmp_path / "fits.jsonl"
+    cq.run_all(sets, [cq.Variant("km", "kmeans")], seeds=1, jobs=1, threads=1, time_budget=None, records=records)
+    (line,) = records.read_text().splitlines()
+    saved = json.loads(line)["config"]
+    assert saved == cq.settings_of(cq.Variant("km", "kmeans"), 0)
+    assert "seed" not in saved and saved["n_init"] == cq.method_config("kmeans", 0).n_init
+    moved = cq.Variant("km", "kmeans", (("n_init", saved["n_init"] + 9),))
+    with pytest.raises(ValueError, match=rf"one \(N=30, C=3\) / km / seed 0 .*n_init {saved['n_init']} -> "
+                                         rf"{saved['n_init'] + 9}"):
+        cq.run_all(sets, [moved], seeds=1, jobs=1, threads=1, time_budget=None, records=records)
+    # the same settings spelt out in the row are the same fit: taken from the file
+    pinned = cq.Variant("km", "kmeans", (("n_init", saved["n_init"]),))
+    again = cq.run_all(sets, [pinned], seeds=1, jobs=1, threads=1, time_budget=None, records=records)
+    assert len(again[("one (N=30, C=3)", "km")]) == 1 and len(records.read_text().splitlines()) == 1
+
+
 def test_records_name_the_line_that_is_not_a_fit(cq, tmp_path):
     records = tmp_path / "fits.jsonl"
     records.write_text('{"data": "d", "variant": "v", "seed": 0}\nnot json\n')
