@@ -162,32 +162,30 @@ def run_method(name: str, X: np.ndarray, n_clusters: int, seed: int,
 
 
 def settings_of(variant: Variant, seed: int) -> dict | None:
-    """The resolved config a fit of ``variant`` runs with, seed and progress bar aside, as JSON values;
-    None for a method without config. A record keeps it so that a later run can tell when the row's
-    defaults have moved under its name."""
+    """The config a fit of ``variant`` with ``seed`` runs with, as JSON values (None for a method without
+    config). A record keeps it so that a later run can tell when a default has moved under the row's name."""
     import json
 
     from cimc.config import to_dict
 
     config = method_config(variant.method, seed, variant.overrides)
-    if config is None:
-        return None
-    values = {k: v for k, v in to_dict(config).items() if k not in ("seed", "progress")}
-    return json.loads(json.dumps(values))
+    return None if config is None else json.loads(json.dumps(to_dict(config)))
 
 
 def check_recorded_settings(recorded: dict, d: str, variant: Variant, seed: int, records: Path) -> None:
-    """Refuse a recorded fit whose settings differ from what ``variant`` resolves to now, naming the fields.
+    """Refuse a recorded fit whose result settings differ from what ``variant`` resolves to now, naming the
+    fields (:func:`cimc.config.changed_settings`: where and how a fit computes, e.g. the device, is not compared).
 
-    Records written before records carried their settings have none and are taken by name alone.
+    Fits recorded before records carried their settings have none and are taken by name alone.
     """
-    if "config" not in recorded:
+    from cimc.config import changed_settings
+
+    config = method_config(variant.method, seed, variant.overrides)
+    if config is None or recorded.get("config") is None:
         return
-    now = settings_of(variant, seed) or {}
-    then = recorded["config"] or {}
-    moved = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
-    if moved:
-        changes = ", ".join(f"{k} {then.get(k)!r} -> {now.get(k)!r}" for k in moved)
+    changed = changed_settings(recorded["config"], config)
+    if changed:
+        changes = ", ".join(f"{k} {then!r} -> {now!r}" for k, (then, now) in sorted(changed.items()))
         raise ValueError(f"{records}: {d} / {variant.name} / seed {seed} was fitted with other settings than the "
                          f"row gives now ({changes}); pin them in the row's set: or start a new records file")
 

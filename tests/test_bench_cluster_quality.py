@@ -159,7 +159,7 @@ def test_a_fit_recorded_with_other_settings_than_its_row_now_gives_is_refused(cq
     (line,) = records.read_text().splitlines()
     saved = json.loads(line)["config"]
     assert saved == cq.settings_of(cq.Variant("km", "kmeans"), 0)
-    assert "seed" not in saved and saved["n_init"] == cq.method_config("kmeans", 0).n_init
+    assert saved["seed"] == 0 and saved["n_init"] == cq.method_config("kmeans", 0).n_init
     moved = cq.Variant("km", "kmeans", (("n_init", saved["n_init"] + 9),))
     with pytest.raises(ValueError, match=rf"one \(N=30, C=3\) / km / seed 0 .*n_init {saved['n_init']} -> "
                                          rf"{saved['n_init'] + 9}"):
