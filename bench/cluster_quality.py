@@ -180,10 +180,10 @@ def check_recorded_settings(recorded: dict, d: str, variant: Variant, seed: int,
     """
     from cimc.config import changed_settings
 
-    config = method_config(variant.method, seed, variant.overrides)
-    if config is None or recorded.get("config") is None:
+    if recorded.get("config") is None:
         return
-    changed = changed_settings(recorded["config"], config)
+    config = method_config(variant.method, seed, variant.overrides)
+    changed = {} if config is None else changed_settings(recorded["config"], config)
     if changed:
         changes = ", ".join(f"{k} {then!r} -> {now!r}" for k, (then, now) in sorted(changed.items()))
         raise ValueError(f"{records}: {d} / {variant.name} / seed {seed} was fitted with other settings than the "
