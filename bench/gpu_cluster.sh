@@ -32,8 +32,9 @@
 #       then seed 1 of the defaults and of IMSAT; then
 #       ALSO_SET='entropy_warmup=0; mixup_weight=0.0755 mixup_max_steps=0': CIMC with the paper's schedule (no H(Y|X)
 #       warm-up), the departure's own check at this size, and mixup's 1,200 steps spread over the run (weight 1,200 /
-#       15,900 on every step; level with IMSAT at 2,850 steps on the CPU where the cap is below it: docs/cimc_tuning.md,
-#       "Mixup on the first 1,200 steps only"; a pair of CIMC runs takes 530-580 s of the 600 a call may run)
+#       15,900 on every step; on the CPU level with IMSAT at 2,850 steps where the cap is below it, under the cap at
+#       4,000: docs/cimc_tuning.md, "Mixup on the first 1,200 steps only"; a pair of CIMC runs takes 530-580 s of the
+#       600 a call may run)
 #   CLUSTERS= ALSO_SET=mixup_weight=0.3 bash bench/gpu_cluster.sh   # the defaults, then a run with a change:
 #       a milder mixup, the long-run lead (docs/cimc_tuning.md, "What costs CIMC on a long run: mixup"); ~10 min
 #   CLUSTERS= ALSO_SET='losses=[imsat,supcon]' bash bench/gpu_cluster.sh   # ... or CIMC without mixup (YAML value)
