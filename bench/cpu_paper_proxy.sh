@@ -15,6 +15,8 @@
 #       1,211 speakers: ~123 a speaker, 14 batches of 10,240, 2,100 steps, ~10 points a cluster per batch): 15,000
 #       points, 150 speakers, C 125, B 1,024 (14 a batch: 2,100 steps), ~8 points a cluster per batch; ~5 min a run.
 #       With FIT_TO=.sweep/ms200, WITHIN_SCALE=1.5 makes it about as hard by neighbours as the full size at 1.45.
+#       min_batches_per_epoch=26 in each row cuts it into 26 batches of 576: 3,900 steps, the defaults' run for
+#       ~270,000 points, the long end of the mid-length runs (bench/results/cpu_mid_proxy_3900.md).
 #   FIT_TO=.sweep/ms200 WITHIN_SCALE=1.45 bash bench/cpu_paper_proxy.sh   # the same sizes drawn from a Gaussian
 #       with the between- and within-speaker covariances of DIR's i-vectors (DIR/ivectors_train.npy, DIR/utt2spk)
 #       instead of isotropic noise, the within-speaker spread times WITHIN_SCALE (default 1); d is DIR's. For
