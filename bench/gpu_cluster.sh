@@ -35,8 +35,7 @@
 #       15,900 on every step; on the CPU level with IMSAT at 2,850 steps where the cap is below it, under the cap at
 #       4,000: docs/cimc_tuning.md, "Mixup on the first 1,200 steps only"; a pair of CIMC runs takes 530-580 s of the
 #       600 a call may run)
-#   git apply bench/sweeps/cimc_mixup_fade.patch && FIT_TO=.sweep/ms200 CLUSTERS= DEFAULTS=0 \
-#     ALSO_SET='mixup_fade=true' bash bench/gpu_cluster.sh
+#   FIT_TO=.sweep/ms200 CLUSTERS= DEFAULTS=0 ALSO_SET='mixup_fade=true' bash bench/gpu_cluster.sh
 #       mixup's weight faded from 1 to 0 over its 1,200 steps instead of cut at 1,200, the lead for the next default
 #       (on the CPU above IMSAT at 2,850 steps where the cap is below it; docs/cimc_tuning.md, "Mixup faded out")
 #   CLUSTERS= ALSO_SET=mixup_weight=0.3 bash bench/gpu_cluster.sh   # the defaults, then a run with a change:

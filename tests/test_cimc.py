@@ -379,6 +379,24 @@ def logged_at_steps(trainer, steps, key: str) -> dict[int, bool]:
     return logged
 
 
+def test_mixup_fade_takes_the_weight_down_linearly_to_0_at_the_cap():
+    """Weight 1 - step / cap up to the cap, 0 from it on; without a cap (0, the paper's) mixup stays at full weight."""
+    from cimc.cluster.trainer import Trainer
+
+    X, _ = blobs(n_per=20, n_clusters=4, dim=8)
+    cfg = tiny(epochs=20, min_steps=0, losses=("imsat", "mixup"), mixup_max_steps=8, mixup_fade=True)
+    trainer = Trainer(X, 4, cfg)
+    weights = {}
+    for step in (0, 2, 6, 8, 19):
+        trainer.step = step
+        weights[step] = trainer.weight("mixup", cfg.mixup_weight)
+    assert weights == {0: 1.0, 2: 0.75, 6: 0.25, 8: 0.0, 19: 0.0}
+    assert logged_at_steps(trainer, (0, 6, 8, 19), "mixup") == {0: True, 6: True, 8: False, 19: False}
+    uncapped = Trainer(X, 4, dataclasses.replace(cfg, mixup_max_steps=0))
+    uncapped.step = 19
+    assert uncapped.weight("mixup", cfg.mixup_weight) == 1.0
+
+
 def test_mixup_max_steps_stops_mixup_from_that_step_and_a_cap_past_the_run_changes_nothing():
     from cimc.cluster.trainer import Trainer
 

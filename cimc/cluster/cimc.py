@@ -75,6 +75,7 @@ class CimcConfig:
     mixup_weight: float = 1.0
     mixup_alpha: float = 1.0  # Beta(alpha, alpha)
     mixup_max_steps: int = 1200  # DEPARTURE: mixup on the first this many steps only (0: all, the paper; see conf)
+    mixup_fade: bool = False  # ...its weight falling linearly to 0 at that step instead of cut there (see conf)
     # VICReg terms (ablation rows only)
     vicreg_var_weight: float = 1.0
     vicreg_cov_weight: float = 1.0

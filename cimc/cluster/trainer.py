@@ -104,9 +104,11 @@ class Trainer:
 
     def weight(self, name: str, weight: float) -> float:
         """Weight of a term at the current step: SupCon is 0 until its gate opens, then ramps in linearly; mixup
-        is 0 from step ``mixup_max_steps`` on (when set)."""
+        is 0 from step ``mixup_max_steps`` on (when set), and with ``mixup_fade`` falls linearly to 0 there."""
         if name == "mixup":
             cap = self.config.mixup_max_steps
+            if 0 < cap and self.config.mixup_fade:
+                return weight * max(0.0, 1.0 - self.step / cap)
             return 0.0 if 0 < cap <= self.step else weight
         if name != "supcon":
             return weight
