@@ -23,8 +23,9 @@
 #   CLUSTERS=5000 STEPS=10 bash bench/gpu_cluster.sh   # shorter step table (each new C compiles the loss math again)
 #   CLUSTERS= bash bench/gpu_cluster.sh                 # the whole run alone, ~5 min
 #   FIT_TO=.sweep/ms200 CLUSTERS= ALSO_SET='losses=[imsat,supcon]' bash bench/gpu_cluster.sh
-#       next check (~9 min, timeout_s 600): today's defaults, with mixup on the first 1,200 steps only
-#       (mixup_max_steps, the default since 2026-12-05 after a CPU proxy of this run), then CIMC without mixup. With
+#       next check (~9 min, timeout_s 600): today's defaults, with mixup on the first 1,200 steps only, faded out
+#       over them (mixup_max_steps, the default since 2026-12-05 after a CPU proxy of this run, cut at step 1,200
+#       then; mixup_fade since 2026-12-06), then CIMC without mixup. With
 #       mixup on every step IMSAT alone led CIMC here, 0.836 / 0.974 against 0.823 / 0.970 (one H200, seed 0,
 #       2026-12-05; runs of 160 and 277 s), CIMC's predictions settling ~1,000 steps after IMSAT's
 #       (docs/cimc_tuning.md, "The paper's regime on a GPU (2026-12-05)", "Mixup on the first 1,200 steps only").
@@ -35,9 +36,9 @@
 #       15,900 on every step; on the CPU level with IMSAT at 2,850 steps where the cap is below it, under the cap at
 #       4,000: docs/cimc_tuning.md, "Mixup on the first 1,200 steps only"; a pair of CIMC runs takes 530-580 s of the
 #       600 a call may run)
-#   FIT_TO=.sweep/ms200 CLUSTERS= DEFAULTS=0 ALSO_SET='mixup_fade=true' bash bench/gpu_cluster.sh
-#       mixup's weight faded from 1 to 0 over its 1,200 steps instead of cut at 1,200, the lead for the next default
-#       (on the CPU above IMSAT at 2,850 steps where the cap is below it; docs/cimc_tuning.md, "Mixup faded out")
+#   FIT_TO=.sweep/ms200 CLUSTERS= DEFAULTS=0 ALSO_SET='mixup_fade=false' bash bench/gpu_cluster.sh
+#       mixup cut from weight 1 to 0 at step 1,200, the defaults of 2026-12-05, beside today's fade (on the CPU the
+#       fade is above IMSAT at 2,850 steps where the cut is below it; docs/cimc_tuning.md, "Mixup faded out")
 #   CLUSTERS= ALSO_SET=mixup_weight=0.3 bash bench/gpu_cluster.sh   # the defaults, then a run with a change:
 #       a milder mixup, the long-run lead (docs/cimc_tuning.md, "What costs CIMC on a long run: mixup"); ~10 min
 #   CLUSTERS= ALSO_SET='losses=[imsat,supcon]' bash bench/gpu_cluster.sh   # ... or CIMC without mixup (YAML value)

@@ -307,7 +307,7 @@ def test_a_run_without_supcon_logs_no_supcon_start(caplog):
 
 def test_train_step_sums_the_weighted_terms_and_decays_the_lr_to_the_papers_total():
     """The optimised loss is sum_i w_i * term_i, SupCon's weight 0 until its gate opens and then ramped over a
-    tenth of the run; the lr at step s is lr * lr_decay ** (epochs * s / total steps), so the run ends at
+    tenth of the run, mixup's fading linearly to 0 at step mixup_max_steps (1,200); the lr at step s is lr * lr_decay ** (epochs * s / total steps), so the run ends at
     lr * lr_decay ** epochs (the paper's 150 epochs of 0.996) however many steps it takes."""
     from cimc.cluster.trainer import Trainer
 
@@ -325,14 +325,18 @@ def test_train_step_sums_the_weighted_terms_and_decays_the_lr_to_the_papers_tota
     total = trainer.schedule.total_steps
     assert total >= 200  # min_steps added epochs
     batch = torch.arange(trainer.schedule.batch_size)
+
+    def mixup_at(step: int) -> float:
+        return 0.3 * 5.0 * max(0.0, 1.0 - step / 1200)
+
     trainer.step = 7  # SupCon's gate still closed
-    assert float(trainer.train_step(batch)["loss"]) == pytest.approx(9.0 + 0.3 * 5.0)
+    assert float(trainer.train_step(batch)["loss"]) == pytest.approx(9.0 + mixup_at(7))
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.9 ** (50 * 7 / total))
     trainer.supcon_began, trainer.step = 10, 10 + total // 20 - 1  # half way up SupCon's ramp (a tenth of the run)
     assert float(trainer.train_step(batch)["loss"]) == pytest.approx(9.0 + 0.5 * 3.0 * (total // 20) / (total // 10)
-                                                                     + 0.3 * 5.0)
+                                                                     + mixup_at(10 + total // 20 - 1))
     trainer.step = total  # the end of the run: the paper's total decay
-    assert float(trainer.train_step(batch)["loss"]) == pytest.approx(9.0 + 0.5 * 3.0 + 0.3 * 5.0)
+    assert float(trainer.train_step(batch)["loss"]) == pytest.approx(9.0 + 0.5 * 3.0 + mixup_at(total))
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.9 ** 50)
 
 
@@ -401,7 +405,7 @@ def test_mixup_max_steps_stops_mixup_from_that_step_and_a_cap_past_the_run_chang
     from cimc.cluster.trainer import Trainer
 
     X, _ = blobs(n_per=20, n_clusters=4, dim=8)
-    cfg = tiny(epochs=20, min_steps=0, losses=("imsat", "mixup"))  # one step an epoch
+    cfg = tiny(epochs=20, min_steps=0, losses=("imsat", "mixup"), mixup_fade=False)  # one step an epoch
     trainer = Trainer(X, 4, dataclasses.replace(cfg, mixup_max_steps=6))
     assert logged_at_steps(trainer, (0, 5, 6, 19), "mixup") == {0: True, 5: True, 6: False, 19: False}
     stopped = train_cimc(X, 4, dataclasses.replace(cfg, mixup_max_steps=6)).history
@@ -412,7 +416,8 @@ def test_mixup_max_steps_stops_mixup_from_that_step_and_a_cap_past_the_run_chang
     with pytest.raises(ValueError, match="mixup_max_steps"):
         tiny(mixup_max_steps=-1)
     # The default cap is at least every run the default schedule makes up to 92,159 points (150 epochs of at most 8
-    # batches, or min_steps), so there it changes nothing; from 92,160 points (9 batches of 10,240) it stops mixup.
+    # batches, or min_steps), so there mixup fades over the whole run; from 92,160 points (9 batches of 10,240) it
+    # reaches 0 at step 1,200 and stays off.
     default = CimcConfig()
     sizes = [*range(2, 3000), *range(3000, 92160, 97), 81919, 81920, 92159]
     assert max(make_schedule(n, default).total_steps for n in sizes) == default.mixup_max_steps == 1200
@@ -423,9 +428,11 @@ def test_a_config_saved_before_a_departure_existed_is_compared_at_what_that_run_
     """A checkpoint or config.yaml from before mixup_max_steps (mixup on every step) is not today's defaults."""
     from cimc.config import changed_settings, to_dict
 
-    older = {k: v for k, v in to_dict(CimcConfig()).items() if k not in ("mixup_max_steps", "supcon_min_confidence")}
-    assert changed_settings(older, CimcConfig()) == {"mixup_max_steps": (0, 1200), "supcon_min_confidence": (0.0, 0.99)}
-    assert changed_settings(older, CimcConfig(mixup_max_steps=0, supcon_min_confidence=0.0)) == {}
+    newer = ("mixup_max_steps", "mixup_fade", "supcon_min_confidence")
+    older = {k: v for k, v in to_dict(CimcConfig()).items() if k not in newer}
+    assert changed_settings(older, CimcConfig()) == {
+        "mixup_max_steps": (0, 1200), "mixup_fade": (False, True), "supcon_min_confidence": (0.0, 0.99)}
+    assert changed_settings(older, CimcConfig(mixup_max_steps=0, mixup_fade=False, supcon_min_confidence=0.0)) == {}
     assert changed_settings(to_dict(CimcConfig()), CimcConfig()) == {}
     assert set(CimcConfig.BEFORE_FIELD_EXISTED) <= {f.name for f in dataclasses.fields(CimcConfig)}
 
@@ -505,7 +512,8 @@ def test_recipe_cimc_paper_yaml_is_the_paper_as_written(recipe):
     stated = dict(losses=("imsat", "supcon", "mixup"), optimizer="sgd", lr=0.01, momentum=0.9, lr_decay=0.996,
                   batch_size=10240, epochs=150, lr_warmup=0.0, entropy_warmup=0.0, supcon_warmup=0.0,
                   supcon_start_entropy=1.0, supcon_min_confidence=0.0, supcon_weight=1.0, mixup_weight=1.0,
-                  mixup_alpha=1.0, mixup_max_steps=0, marginal_momentum=0.0, min_steps=0, min_batches_per_epoch=1,
+                  mixup_alpha=1.0, mixup_max_steps=0, mixup_fade=False, marginal_momentum=0.0, min_steps=0,
+                  min_batches_per_epoch=1,
                   eps_scale=0.25, knn_k=10)
     assert {k: getattr(paper, k) for k in stated} == stated
     departures = re.findall(r"^    (\w+): .*# DEPARTURE", inspect.getsource(CimcConfig), flags=re.M)

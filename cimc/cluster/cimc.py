@@ -47,7 +47,7 @@ class CimcConfig:
     # or its default changed after, so a checkpoint or config.yaml without it did not run at today's default.
     BEFORE_FIELD_EXISTED: ClassVar[dict[str, object]] = {
         "entropy_warmup": 0.0, "supcon_start_entropy": 1.0, "supcon_min_confidence": 0.0,
-        "supcon_min_confidence_until": 1.0, "mixup_max_steps": 0}
+        "supcon_min_confidence_until": 1.0, "mixup_max_steps": 0, "mixup_fade": False}
 
     losses: tuple[str, ...] = ("imsat", "supcon", "mixup")  # names from cimc.cluster.losses
     hidden_dim: int = 1200  # S; IMSAT code's width (the paper's "20,800" is ambiguous)
@@ -75,7 +75,7 @@ class CimcConfig:
     mixup_weight: float = 1.0
     mixup_alpha: float = 1.0  # Beta(alpha, alpha)
     mixup_max_steps: int = 1200  # DEPARTURE: mixup on the first this many steps only (0: all, the paper; see conf)
-    mixup_fade: bool = False  # ...its weight falling linearly to 0 at that step instead of cut there (see conf)
+    mixup_fade: bool = True  # DEPARTURE: ...its weight falling linearly from 1 to 0 there instead of cut (see conf)
     # VICReg terms (ablation rows only)
     vicreg_var_weight: float = 1.0
     vicreg_cov_weight: float = 1.0

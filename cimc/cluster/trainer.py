@@ -3,9 +3,10 @@
 One step: clean forward -> each loss term (VAT and mixup make their own perturbed forwards with
 frozen BatchNorm statistics) -> weighted sum -> an optimiser step (Adam by default, the paper's momentum SGD
 with ``optimizer: sgd``). The learning rate decays per step; SupCon's weight ramps in after its warm-up;
-mixup stops after ``mixup_max_steps``. Per epoch: mean of each term, the number of clusters used, and ACC/NMI
-when reference labels are given. A checkpoint (model, optimiser, RNG, history)
-is written atomically every ``checkpoint_every`` epochs and picked up again by a rerun.
+mixup's fades linearly to 0 at step ``mixup_max_steps`` (``mixup_fade``; else it is cut there). Per epoch:
+mean of each term, the number of clusters used, and ACC/NMI when reference labels are given. A checkpoint
+(model, optimiser, RNG, history) is written atomically every ``checkpoint_every`` epochs and picked up again by
+a rerun.
 """
 from __future__ import annotations
 
