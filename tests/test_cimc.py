@@ -307,8 +307,9 @@ def test_a_run_without_supcon_logs_no_supcon_start(caplog):
 
 def test_train_step_sums_the_weighted_terms_and_decays_the_lr_to_the_papers_total():
     """The optimised loss is sum_i w_i * term_i, SupCon's weight 0 until its gate opens and then ramped over a
-    tenth of the run, mixup's fading linearly to 0 at step mixup_max_steps (1,200); the lr at step s is lr * lr_decay ** (epochs * s / total steps), so the run ends at
-    lr * lr_decay ** epochs (the paper's 150 epochs of 0.996) however many steps it takes."""
+    tenth of the run, mixup's fading linearly to 0 at step mixup_max_steps (1,200); the lr at step s is
+    lr * lr_decay ** (epochs * s / total steps), so the run ends at lr * lr_decay ** epochs (the paper's 150 epochs
+    of 0.996) however many steps it takes."""
     from cimc.cluster.trainer import Trainer
 
     X, _ = blobs(n_per=20, n_clusters=4, dim=8)
@@ -327,7 +328,7 @@ def test_train_step_sums_the_weighted_terms_and_decays_the_lr_to_the_papers_tota
     batch = torch.arange(trainer.schedule.batch_size)
 
     def mixup_at(step: int) -> float:
-        return 0.3 * 5.0 * max(0.0, 1.0 - step / 1200)
+        return 0.3 * 5.0 * max(0.0, 1.0 - step / cfg.mixup_max_steps)
 
     trainer.step = 7  # SupCon's gate still closed
     assert float(trainer.train_step(batch)["loss"]) == pytest.approx(9.0 + mixup_at(7))
@@ -513,8 +514,7 @@ def test_recipe_cimc_paper_yaml_is_the_paper_as_written(recipe):
                   batch_size=10240, epochs=150, lr_warmup=0.0, entropy_warmup=0.0, supcon_warmup=0.0,
                   supcon_start_entropy=1.0, supcon_min_confidence=0.0, supcon_weight=1.0, mixup_weight=1.0,
                   mixup_alpha=1.0, mixup_max_steps=0, mixup_fade=False, marginal_momentum=0.0, min_steps=0,
-                  min_batches_per_epoch=1,
-                  eps_scale=0.25, knn_k=10)
+                  min_batches_per_epoch=1, eps_scale=0.25, knn_k=10)
     assert {k: getattr(paper, k) for k in stated} == stated
     departures = re.findall(r"^    (\w+): .*# DEPARTURE", inspect.getsource(CimcConfig), flags=re.M)
     assert "entropy_warmup" in departures and "optimizer" in departures

@@ -3,7 +3,7 @@
 One step: clean forward -> each loss term (VAT and mixup make their own perturbed forwards with
 frozen BatchNorm statistics) -> weighted sum -> an optimiser step (Adam by default, the paper's momentum SGD
 with ``optimizer: sgd``). The learning rate decays per step; SupCon's weight ramps in after its warm-up;
-mixup's fades linearly to 0 at step ``mixup_max_steps`` (``mixup_fade``; else it is cut there). Per epoch:
+mixup's weight fades linearly to 0 at step ``mixup_max_steps`` (``mixup_fade``; else it is cut there). Per epoch:
 mean of each term, the number of clusters used, and ACC/NMI when reference labels are given. A checkpoint
 (model, optimiser, RNG, history) is written atomically every ``checkpoint_every`` epochs and picked up again by
 a rerun.
@@ -109,7 +109,7 @@ class Trainer:
         if name == "mixup":
             cap = self.config.mixup_max_steps
             if 0 < cap and self.config.mixup_fade:
-                return weight * max(0.0, 1.0 - self.step / cap)
+                return weight * (1.0 - linear_ramp(self.step, cap))
             return 0.0 if 0 < cap <= self.step else weight
         if name != "supcon":
             return weight
