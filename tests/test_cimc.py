@@ -314,7 +314,7 @@ def test_train_step_sums_the_weighted_terms_and_decays_the_lr_to_the_papers_tota
 
     X, _ = blobs(n_per=20, n_clusters=4, dim=8)
     cfg = tiny(epochs=50, min_steps=200, losses=("imsat", "supcon", "mixup"), supcon_weight=0.5, mixup_weight=0.3,
-               lam=1.0, lr_decay=0.9)
+               lam=1.0, lr_decay=0.9, lr_warmup=0.0)  # the ramp: test_lr_warmup_ramps_the_lr_in_linearly_...
     trainer = Trainer(X, 4, cfg)
     constants = {"vat": 2.0, "mi": 7.0, "supcon": 3.0, "mixup": 5.0}  # imsat = vat + mi
 
@@ -389,7 +389,7 @@ def test_mixup_fade_takes_the_weight_down_linearly_to_0_at_the_cap():
     from cimc.cluster.trainer import Trainer
 
     X, _ = blobs(n_per=20, n_clusters=4, dim=8)
-    cfg = tiny(epochs=20, min_steps=0, losses=("imsat", "mixup"), mixup_max_steps=8, mixup_fade=True)
+    cfg = tiny(epochs=20, min_steps=0, losses=("imsat", "mixup"), mixup_max_steps=8, mixup_fade=True, mixup_weight=1.0)
     trainer = Trainer(X, 4, cfg)
     weights = {}
     for step in (0, 2, 6, 8, 19):
@@ -429,11 +429,13 @@ def test_a_config_saved_before_a_departure_existed_is_compared_at_what_that_run_
     """A checkpoint or config.yaml from before mixup_max_steps (mixup on every step) is not today's defaults."""
     from cimc.config import changed_settings, to_dict
 
-    newer = ("mixup_max_steps", "mixup_fade", "supcon_min_confidence")
+    newer = ("mixup_max_steps", "mixup_fade", "supcon_min_confidence", "mixup_weight", "lr_warmup")
     older = {k: v for k, v in to_dict(CimcConfig()).items() if k not in newer}
     assert changed_settings(older, CimcConfig()) == {
-        "mixup_max_steps": (0, 1200), "mixup_fade": (False, True), "supcon_min_confidence": (0.0, 0.99)}
-    assert changed_settings(older, CimcConfig(mixup_max_steps=0, mixup_fade=False, supcon_min_confidence=0.0)) == {}
+        "mixup_max_steps": (0, 1200), "mixup_fade": (False, True), "supcon_min_confidence": (0.0, 0.99),
+        "mixup_weight": (1.0, 0.5), "lr_warmup": (0.0, 0.05)}
+    assert changed_settings(older, CimcConfig(mixup_max_steps=0, mixup_fade=False, supcon_min_confidence=0.0,
+                                              mixup_weight=1.0, lr_warmup=0.0)) == {}
     assert changed_settings(to_dict(CimcConfig()), CimcConfig()) == {}
     assert set(CimcConfig.BEFORE_FIELD_EXISTED) <= {f.name for f in dataclasses.fields(CimcConfig)}
 

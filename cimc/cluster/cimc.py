@@ -47,7 +47,8 @@ class CimcConfig:
     # or its default changed after, so a checkpoint or config.yaml without it did not run at today's default.
     BEFORE_FIELD_EXISTED: ClassVar[dict[str, object]] = {
         "entropy_warmup": 0.0, "supcon_start_entropy": 1.0, "supcon_min_confidence": 0.0,
-        "supcon_min_confidence_until": 1.0, "mixup_max_steps": 0, "mixup_fade": False}
+        "supcon_min_confidence_until": 1.0, "mixup_max_steps": 0, "mixup_fade": False, "mixup_weight": 1.0,
+        "lr_warmup": 0.0}
 
     losses: tuple[str, ...] = ("imsat", "supcon", "mixup")  # names from cimc.cluster.losses
     hidden_dim: int = 1200  # S; IMSAT code's width (the paper's "20,800" is ambiguous)
@@ -72,10 +73,10 @@ class CimcConfig:
     supcon_min_confidence: float = 0.99  # DEPARTURE: SupCon over the points whose top softmax prob is >= this (0: all)...
     supcon_min_confidence_until: float = 0.7  # ...up to this fraction of the run, then over all points (the paper's)
     # virtual mixup on logits
-    mixup_weight: float = 1.0
+    mixup_weight: float = 0.5  # DEPARTURE: the paper's 1, halved with lr_warmup on (see conf)
     mixup_alpha: float = 1.0  # Beta(alpha, alpha)
     mixup_max_steps: int = 1200  # DEPARTURE: mixup on the first this many steps only (0: all, the paper; see conf)
-    mixup_fade: bool = True  # DEPARTURE: ...its weight falling linearly from 1 to 0 there instead of cut (see conf)
+    mixup_fade: bool = True  # DEPARTURE: ...its weight falling linearly to 0 there instead of cut (see conf)
     # VICReg terms (ablation rows only)
     vicreg_var_weight: float = 1.0
     vicreg_cov_weight: float = 1.0
@@ -85,7 +86,7 @@ class CimcConfig:
     lr: float = 0.002  # IMSAT code's Adam lr; the paper's SGD lr is 0.01
     momentum: float = 0.9  # SGD only
     lr_decay: float = 0.996  # per epoch of the paper's schedule: total decay lr_decay ** epochs over the run
-    lr_warmup: float = 0.0  # the lr ramps 0 -> lr over this fraction of the run (0: none, the paper)
+    lr_warmup: float = 0.05  # DEPARTURE: the lr ramps 0 -> lr over this fraction of the run (0: none, the paper)
     batch_size: int = 10240
     epochs: int = 150
     min_steps: int = 1000  # DEPARTURE: at least this many steps (more epochs on small sets)
