@@ -22,10 +22,12 @@
 #   SIZE=tiny bash bench/gpu_cluster.sh    # seconds on a CPU, to check the script works
 #   CLUSTERS=5000 STEPS=10 bash bench/gpu_cluster.sh   # shorter step table (each new C compiles the loss math again)
 #   CLUSTERS= bash bench/gpu_cluster.sh                 # the whole run alone, ~5 min
-#   FIT_TO=.sweep/ms200 CLUSTERS= ALSO_SET='losses=[imsat,supcon]' bash bench/gpu_cluster.sh
-#       next check (~9 min, timeout_s 600): today's defaults, with mixup on the first 1,200 steps only, faded out
-#       over them (mixup_max_steps, the default since 2026-12-05 after a CPU proxy of this run, cut at step 1,200
-#       then; mixup_fade since 2026-12-06), then CIMC without mixup. With
+#   FIT_TO=.sweep/ms200 CLUSTERS= ALSO_SET='losses=[imsat]' bash bench/gpu_cluster.sh
+#       next check (~8 min, timeout_s 600): today's defaults (mixup at weight 0.5 on the first 1,200 steps only,
+#       faded out over them; no lr ramp on a run this long, lr_warmup_max_run_steps), then IMSAT alone; then, in a
+#       second call, DEFAULTS=0 ALSO_SET='lr_warmup_max_run_steps=0' (the lr ramp on, as it was on every run earlier
+#       on 2026-12-07: on the CPU proxy of this run a trade, ACC for NMI; docs/cimc_tuning.md, "The ramp on short
+#       runs only") and ALSO_SET='losses=[imsat,supcon]' (CIMC without mixup). With
 #       mixup on every step IMSAT alone led CIMC here, 0.836 / 0.974 against 0.823 / 0.970 (one H200, seed 0,
 #       2026-12-05; runs of 160 and 277 s), CIMC's predictions settling ~1,000 steps after IMSAT's
 #       (docs/cimc_tuning.md, "The paper's regime on a GPU (2026-12-05)", "Mixup on the first 1,200 steps only").

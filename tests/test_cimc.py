@@ -359,6 +359,20 @@ def test_lr_warmup_ramps_the_lr_in_linearly_then_leaves_the_decay():
     assert plain.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
 
 
+@pytest.mark.parametrize("longest, ramped", [(0, True), (100, True), (99, False)])
+def test_lr_warmup_acts_only_on_runs_up_to_lr_warmup_max_run_steps(longest, ramped):
+    """A 100-step run keeps the ramp under a limit of 100 steps (or none, 0) and starts at the full lr under 99."""
+    from cimc.cluster.trainer import Trainer
+
+    X, _ = blobs(n_per=20, n_clusters=4, dim=8)
+    cfg = tiny(epochs=100, min_steps=0, losses=("imsat",), lr_decay=0.9, lr_warmup=0.2,
+               lr_warmup_max_run_steps=longest)
+    trainer = Trainer(X, 4, cfg)
+    assert trainer.schedule.total_steps == 100
+    trainer.train_step(torch.arange(trainer.schedule.batch_size))
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 / 20 if ramped else 0.01)
+
+
 def test_supcon_min_confidence_applies_until_its_fraction_of_the_run():
     """SupCon keeps only the confident points before ``supcon_min_confidence_until`` of the run, all points after."""
     from cimc.cluster.trainer import Trainer
@@ -418,10 +432,11 @@ def test_mixup_max_steps_stops_mixup_from_that_step_and_a_cap_past_the_run_chang
         tiny(mixup_max_steps=-1)
     # The default cap is at least every run the default schedule makes up to 92,159 points (150 epochs of at most 8
     # batches, or min_steps), so there mixup fades over the whole run; from 92,160 points (9 batches of 10,240) it
-    # reaches 0 at step 1,200 and stays off.
+    # reaches 0 at step 1,200 and stays off. The lr ramp's limit is the same line: on below it, off from 92,160 points.
     default = CimcConfig()
     sizes = [*range(2, 3000), *range(3000, 92160, 97), 81919, 81920, 92159]
-    assert max(make_schedule(n, default).total_steps for n in sizes) == default.mixup_max_steps == 1200
+    assert (max(make_schedule(n, default).total_steps for n in sizes) == default.mixup_max_steps
+            == default.lr_warmup_max_run_steps == 1200)
     assert make_schedule(92160, default).total_steps == 1350 and make_schedule(1_092_009, default).total_steps == 15900
 
 
@@ -429,13 +444,14 @@ def test_a_config_saved_before_a_departure_existed_is_compared_at_what_that_run_
     """A checkpoint or config.yaml from before mixup_max_steps (mixup on every step) is not today's defaults."""
     from cimc.config import changed_settings, to_dict
 
-    newer = ("mixup_max_steps", "mixup_fade", "supcon_min_confidence", "mixup_weight", "lr_warmup")
+    newer = ("mixup_max_steps", "mixup_fade", "supcon_min_confidence", "mixup_weight", "lr_warmup",
+             "lr_warmup_max_run_steps")
     older = {k: v for k, v in to_dict(CimcConfig()).items() if k not in newer}
     assert changed_settings(older, CimcConfig()) == {
         "mixup_max_steps": (0, 1200), "mixup_fade": (False, True), "supcon_min_confidence": (0.0, 0.99),
-        "mixup_weight": (1.0, 0.5), "lr_warmup": (0.0, 0.05)}
+        "mixup_weight": (1.0, 0.5), "lr_warmup": (0.0, 0.05), "lr_warmup_max_run_steps": (0, 1200)}
     assert changed_settings(older, CimcConfig(mixup_max_steps=0, mixup_fade=False, supcon_min_confidence=0.0,
-                                              mixup_weight=1.0, lr_warmup=0.0)) == {}
+                                              mixup_weight=1.0, lr_warmup=0.0, lr_warmup_max_run_steps=0)) == {}
     assert changed_settings(to_dict(CimcConfig()), CimcConfig()) == {}
     assert set(CimcConfig.BEFORE_FIELD_EXISTED) <= {f.name for f in dataclasses.fields(CimcConfig)}
 

@@ -48,7 +48,7 @@ class CimcConfig:
     BEFORE_FIELD_EXISTED: ClassVar[dict[str, object]] = {
         "entropy_warmup": 0.0, "supcon_start_entropy": 1.0, "supcon_min_confidence": 0.0,
         "supcon_min_confidence_until": 1.0, "mixup_max_steps": 0, "mixup_fade": False, "mixup_weight": 1.0,
-        "lr_warmup": 0.0}
+        "lr_warmup": 0.0, "lr_warmup_max_run_steps": 0}
 
     losses: tuple[str, ...] = ("imsat", "supcon", "mixup")  # names from cimc.cluster.losses
     hidden_dim: int = 1200  # S; IMSAT code's width (the paper's "20,800" is ambiguous)
@@ -86,7 +86,8 @@ class CimcConfig:
     lr: float = 0.002  # IMSAT code's Adam lr; the paper's SGD lr is 0.01
     momentum: float = 0.9  # SGD only
     lr_decay: float = 0.996  # per epoch of the paper's schedule: total decay lr_decay ** epochs over the run
-    lr_warmup: float = 0.05  # DEPARTURE: the lr ramps 0 -> lr over this fraction of the run (0: none, the paper)
+    lr_warmup: float = 0.05  # DEPARTURE: the lr ramps 0 -> lr over this fraction of the run (0: none, the paper)...
+    lr_warmup_max_run_steps: int = 1200  # ...on runs of at most this many steps only (0: every run; see conf)
     batch_size: int = 10240
     epochs: int = 150
     min_steps: int = 1000  # DEPARTURE: at least this many steps (more epochs on small sets)
@@ -115,7 +116,7 @@ class CimcConfig:
             require(self, name, getattr(self, name) > 0, "> 0")
         for name in ("hidden_init_scale", "lam", "mu", "supcon_weight", "mixup_weight", "vicreg_var_weight",
                      "vicreg_cov_weight", "supcon_start_entropy", "min_steps", "entropy_warmup_max_steps",
-                     "mixup_max_steps"):
+                     "mixup_max_steps", "lr_warmup_max_run_steps"):
             require(self, name, getattr(self, name) >= 0, ">= 0")
         for name in ("entropy_warmup", "supcon_warmup", "supcon_min_confidence_until", "lr_warmup"):
             require(self, name, 0 <= getattr(self, name) <= 1, "a fraction of the run in [0, 1]")

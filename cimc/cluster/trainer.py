@@ -2,7 +2,8 @@
 
 One step: clean forward -> each loss term (VAT and mixup make their own perturbed forwards with
 frozen BatchNorm statistics) -> weighted sum -> an optimiser step (Adam by default, the paper's momentum SGD
-with ``optimizer: sgd``). The learning rate decays per step; SupCon's weight ramps in after its warm-up;
+with ``optimizer: sgd``). The learning rate ramps in over ``lr_warmup`` of a short run (up to
+``lr_warmup_max_run_steps``) and decays per step; SupCon's weight ramps in after its warm-up;
 mixup's weight fades linearly to 0 at step ``mixup_max_steps`` (``mixup_fade``; else it is cut there). Per epoch:
 mean of each term, the number of clusters used, and ACC/NMI when reference labels are given. A checkpoint
 (model, optimiser, RNG, history) is written atomically every ``checkpoint_every`` epochs and picked up again by
@@ -118,8 +119,10 @@ class Trainer:
         return weight * linear_ramp(self.step - self.supcon_began + 1, self.schedule.total_steps // 10)
 
     def learning_rate(self) -> float:
-        """The lr at the current step: ``lr_warmup`` of the run ramps it in, ``lr_decay`` takes it down per step."""
-        ramp = linear_ramp(self.step + 1, self.config.lr_warmup * self.schedule.total_steps)
+        """The lr at the current step: ``lr_warmup`` of the run ramps it in (on runs of at most
+        ``lr_warmup_max_run_steps``), ``lr_decay`` takes it down per step."""
+        total, longest = self.schedule.total_steps, self.config.lr_warmup_max_run_steps
+        ramp = linear_ramp(self.step + 1, self.config.lr_warmup * total if longest == 0 or total <= longest else 0)
         return ramp * self.config.lr * self.schedule.decay_per_step ** self.step
 
     def cond_weight(self) -> float:
