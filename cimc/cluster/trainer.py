@@ -119,11 +119,16 @@ class Trainer:
         return weight * linear_ramp(self.step - self.supcon_began + 1, self.schedule.total_steps // 10)
 
     def learning_rate(self) -> float:
-        """The lr at the current step: ``lr_warmup`` of the run ramps it in (on runs of at most
-        ``lr_warmup_max_run_steps``), ``lr_decay`` takes it down per step."""
-        total, longest = self.schedule.total_steps, self.config.lr_warmup_max_run_steps
-        ramp = linear_ramp(self.step + 1, self.config.lr_warmup * total if longest == 0 or total <= longest else 0)
+        """The lr at the current step: ramped in over :attr:`lr_warmup_steps`, taken down by ``lr_decay`` per step."""
+        ramp = linear_ramp(self.step + 1, self.lr_warmup_steps)
         return ramp * self.config.lr * self.schedule.decay_per_step ** self.step
+
+    @property
+    def lr_warmup_steps(self) -> float:
+        """Steps of the lr ramp: ``lr_warmup`` of the run on runs of at most ``lr_warmup_max_run_steps`` (if set),
+        else 0 (the full lr from step 0)."""
+        total, longest = self.schedule.total_steps, self.config.lr_warmup_max_run_steps
+        return self.config.lr_warmup * total if longest == 0 or total <= longest else 0.0
 
     def cond_weight(self) -> float:
         """Weight of H(Y|X) in the MI term: ramps linearly from 0 over ``entropy_warmup`` of the run, then 1.
