@@ -25,8 +25,9 @@
 #       .sweep/ms200: `SETS=ms200 bash bench/make_sweep_sets.sh` (mini_synth stages 0-3 with 200 speakers)
 # Ends with the table of the runs (OUT/proxy_runs.jsonl, OUT defaults to /tmp/cpu_paper_proxy).
 # FIT_TO's draw depends on the BLAS thread count (LAPACK rounding): the runs in bench/results left OMP_NUM_THREADS
-# unset on a 2-core CPU; OMP_NUM_THREADS=1 draws another set. Runs pair only on the same set: each summary line
-# records its data_digest.
+# unset on a 2-core CPU; OMP_NUM_THREADS=1 draws another set. The machine counts too: two 2-core AMD EPYC machines,
+# each with .sweep/ms200 rebuilt, drew the mid set as 86702160971cf57d and 5219f701a0a45374. Runs pair only on the same
+# set: each summary line records its data_digest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case ${SIZE:-full} in
