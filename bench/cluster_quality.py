@@ -83,6 +83,24 @@ def unbalanced_subset(labels: np.ndarray, smallest: int, largest: int, seed: int
     return np.sort(np.concatenate(keep))
 
 
+def label_sets(named: list[tuple[str, str, tuple[np.ndarray, np.ndarray]]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{"NAME (N=.., C=..)": (X, y)} from (name, source, (X, y)) triples; two sets under one label are an error.
+
+    The label keys the table's rows and the ``--records`` file, so two sets sharing one (two i-vector sets of the
+    same size, or the unbalanced cuts of two sets, which keep the same sizes) would be run as one, the later
+    overwriting the earlier, and the fits of one taken for the other's.
+    """
+    sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    sources: dict[str, str] = {}
+    for name, source, (X, y) in named:
+        label = f"{name} (N={len(y)}, C={len(np.unique(y))})"
+        if label in sets:
+            raise ValueError(f"{source} and {sources[label]} would both be labelled {label!r}, which keys the table "
+                             f"and --records: run them apart")
+        sets[label], sources[label] = (X, y), source
+    return sets
+
+
 def size_range(text: str) -> tuple[int, int]:
     """``--unbalanced`` value "MIN,MAX" -> (MIN, MAX)."""
     parts = text.split(",")
@@ -385,15 +403,16 @@ def main() -> None:
                 for v in variants]
     if len(args.ivectors) != len(args.utt2spk):
         parser.error("give one --utt2spk for each --ivectors")
-    named = [] if args.no_digits else [("digits", load_digits_set())]
-    ivector_sets = [load_ivector_set(v, u) for v, u in zip(args.ivectors, args.utt2spk)]
-    named += [("mini_synth i-vectors", xy) for xy in ivector_sets]
+    named = [] if args.no_digits else [("digits", "sklearn.datasets.load_digits", load_digits_set())]
+    ivector_sets = [(str(v), load_ivector_set(v, u)) for v, u in zip(args.ivectors, args.utt2spk)]
+    named += [("mini_synth i-vectors", source, xy) for source, xy in ivector_sets]
     if args.unbalanced:
         smallest, largest = args.unbalanced
-        for X, y in ivector_sets:
+        for source, (X, y) in ivector_sets:
             keep = unbalanced_subset(y, smallest, largest)
-            named.append((f"mini_synth i-vectors, {smallest}-{largest} per speaker", (X[keep], y[keep])))
-    sets = {f"{name} (N={len(y)}, C={len(np.unique(y))})": (X, y) for name, (X, y) in named}
+            named.append((f"mini_synth i-vectors of {len(y):,}, {smallest}-{largest} per speaker",
+                          f"{source} cut to {smallest}-{largest}", (X[keep], y[keep])))
+    sets = label_sets(named)
     results = run_all(sets, variants, args.seeds, args.jobs, args.threads, args.time_budget, args.records,
                       args.first_seed)
     rows = []

@@ -84,6 +84,16 @@ def test_unbalanced_subset_gives_log_uniform_sizes_and_keeps_each_class_first_it
         cq.unbalanced_subset(labels, 9, 3)
 
 
+def test_sets_are_labelled_by_size_and_two_under_one_label_are_refused(cq):
+    a, b = small_set(30, 0), small_set(30, 1)
+    sets = cq.label_sets([("blobs", "a.npy", a), ("blobs of 30, cut", "a.npy cut", (a[0][:12], a[1][:12]))])
+    assert list(sets) == ["blobs (N=30, C=3)", f"blobs of 30, cut (N=12, C={len(np.unique(a[1][:12]))})"]
+    assert sets["blobs (N=30, C=3)"][0] is a[0]
+    # two sets of one size would share a table row and their --records fits
+    with pytest.raises(ValueError, match="b.npy and a.npy would both be labelled 'blobs \\(N=30, C=3\\)'"):
+        cq.label_sets([("blobs", "a.npy", a), ("blobs", "b.npy", b)])
+
+
 def test_unbalanced_flag_reads_min_max_and_names_a_bad_value(cq):
     import argparse
 
