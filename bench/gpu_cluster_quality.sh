@@ -8,8 +8,10 @@
 # .sweep/*/, made by bench/make_sweep_sets.sh and carried to the GPU machine); VARIANTS: the rows (default
 # bench/sweeps/cimc_screen.yaml);
 # UNBALANCED=MIN,MAX adds each set cut to MIN..MAX utterances per speaker; BAR: chains of row names to check
-# seed by seed, separated by ';' (default cimc>=imsat>kmeans). The mixup screen still to run:
-#   SETS=.sweep/ms50/ UNBALANCED=8,50 VARIANTS=bench/sweeps/cimc_mixup.yaml bash bench/gpu_cluster_quality.sh
+# seed by seed, separated by ';' (default cimc>=imsat>kmeans). The mixup screen still to run (its weight on unequal
+# speakers: docs/cimc_tuning.md, "Unbalanced speakers"):
+#   SETS='.sweep/ms50/ .sweep/ms125/' UNBALANCED=8,50 VARIANTS=bench/sweeps/cimc_mixup.yaml \
+#     bash bench/gpu_cluster_quality.sh
 # Output in $OUT (or /tmp); cluster_screen_fits.jsonl holds each fit as it lands, so a run cut short still
 # brings its fits back; RESUME=that/file.jsonl (a copy in the tree) starts from those fits instead of redoing them.
 set -euo pipefail
