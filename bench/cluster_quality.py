@@ -13,7 +13,8 @@ Prints one Markdown table (mean ± std over ``--seeds`` seeds) and writes it to 
 
 ``--unbalanced 8,50`` adds, for each i-vector set, a copy cut to 8..50 utterances per speaker (log-uniform
 sizes, seeded): VoxCeleb2's speakers, and a recording's in diarization, are far from the balanced
-mini_synth sets.
+mini_synth sets. ``--unbalanced-draw K`` (repeatable; default 0) gives the cut's seed: another draw hands
+the sizes to other speakers, so a difference between rows can be told from the luck of one draw.
 
 ``--variants FILE.yaml`` screens config changes instead: a list of ``{name, method, set: {field: value},
 data: [...]}`` (``data``, optional: only the sets whose label holds one of these strings, e.g. "N=2000";
@@ -81,6 +82,23 @@ def unbalanced_subset(labels: np.ndarray, smallest: int, largest: int, seed: int
     sizes = sizes[np.random.default_rng(seed).permutation(len(classes))]
     keep = [np.flatnonzero(labels == c)[:n] for c, n in zip(classes, sizes)]
     return np.sort(np.concatenate(keep))
+
+
+def unbalanced_cuts(ivector_sets: list[tuple[str, tuple[np.ndarray, np.ndarray]]], smallest: int, largest: int,
+                    draws: list[int]) -> list[tuple[str, str, tuple[np.ndarray, np.ndarray]]]:
+    """(name, source, (X, y)) of each i-vector set cut by ``unbalanced_subset`` with each seed in ``draws``.
+
+    Draw 0 is named as before draws existed ("... 8-50 per speaker"), so the fits recorded under that label
+    still count; another draw adds ", draw K".
+    """
+    named = []
+    for source, (X, y) in ivector_sets:
+        for draw in draws:
+            keep = unbalanced_subset(y, smallest, largest, seed=draw)
+            name = f"mini_synth i-vectors of {len(y):,}, {smallest}-{largest} per speaker"
+            named.append((name + (f", draw {draw}" if draw else ""),
+                          f"{source} cut to {smallest}-{largest} (draw {draw})", (X[keep], y[keep])))
+    return named
 
 
 def label_sets(named: list[tuple[str, str, tuple[np.ndarray, np.ndarray]]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -378,6 +396,8 @@ def main() -> None:
                         help="utt2spk giving the true speaker of each i-vector (one per --ivectors)")
     parser.add_argument("--unbalanced", metavar="MIN,MAX", type=size_range,
                         help="also run each i-vector set cut to MIN..MAX utterances per speaker (log-uniform sizes)")
+    parser.add_argument("--unbalanced-draw", action="append", type=int, metavar="K",
+                        help="seed of the --unbalanced cut, which speaker gets which size (repeatable; default 0)")
     parser.add_argument("--no-digits", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a CIMC/IMSAT config field in every row (e.g. hidden_dim=256 for a quick look)")
@@ -408,10 +428,7 @@ def main() -> None:
     named += [("mini_synth i-vectors", source, xy) for source, xy in ivector_sets]
     if args.unbalanced:
         smallest, largest = args.unbalanced
-        for source, (X, y) in ivector_sets:
-            keep = unbalanced_subset(y, smallest, largest)
-            named.append((f"mini_synth i-vectors of {len(y):,}, {smallest}-{largest} per speaker",
-                          f"{source} cut to {smallest}-{largest}", (X[keep], y[keep])))
+        named += unbalanced_cuts(ivector_sets, smallest, largest, args.unbalanced_draw or [0])
     sets = label_sets(named)
     results = run_all(sets, variants, args.seeds, args.jobs, args.threads, args.time_budget, args.records,
                       args.first_seed)

@@ -94,6 +94,22 @@ def test_sets_are_labelled_by_size_and_two_under_one_label_are_refused(cq):
         cq.label_sets([("blobs", "a.npy", a), ("blobs", "b.npy", b)])
 
 
+def test_unbalanced_cuts_name_each_draw_and_deal_the_sizes_by_its_seed(cq):
+    X, y = small_set(30, 0)
+    cuts = cq.unbalanced_cuts([("a.npy", (X, y))], 2, 8, [0, 4])
+    assert [name for name, _, _ in cuts] == ["mini_synth i-vectors of 30, 2-8 per speaker",
+                                             "mini_synth i-vectors of 30, 2-8 per speaker, draw 4"]
+    for (_, source, (X_cut, y_cut)), draw in zip(cuts, [0, 4]):
+        keep = cq.unbalanced_subset(y, 2, 8, seed=draw)
+        assert source == f"a.npy cut to 2-8 (draw {draw})"
+        np.testing.assert_array_equal(X_cut, X[keep])
+        np.testing.assert_array_equal(y_cut, y[keep])
+    # the draws differ in which class gets which size, so they are two sets under two labels
+    sizes = [np.bincount(y_cut, minlength=3).tolist() for _, _, (_, y_cut) in cuts]
+    assert sorted(sizes[0]) == sorted(sizes[1]) == [2, 4, 8] and sizes[0] != sizes[1]
+    assert len(cq.label_sets(cuts)) == 2
+
+
 def test_unbalanced_flag_reads_min_max_and_names_a_bad_value(cq):
     import argparse
 
