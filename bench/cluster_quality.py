@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -348,23 +349,41 @@ def bar_chain(text: str) -> list[tuple[str, str, str]]:
     return [(names[i], relations[i], names[i + 1]) for i in range(len(relations))]
 
 
+def draws_pooled(labels: list[str]) -> dict[str, list[str]]:
+    """{pooled label: data labels} for each set cut with several ``--unbalanced-draw`` seeds.
+
+    "X (N=923, C=40)" and "X, draw 2 (N=923, C=40)" pool as "X, 2 draws pooled (N=923, C=40)"; sets with one draw
+    are left out.
+    """
+    groups: dict[str, list[str]] = {}
+    for label in labels:
+        groups.setdefault(re.sub(r", draw \d+(?= \()", "", label), []).append(label)
+    return {stem.replace(" (N=", f", {len(members)} draws pooled (N=", 1): members
+            for stem, members in groups.items() if len(members) > 1}
+
+
 def bar_check(results: dict[tuple[str, str], list[dict]], chain: list[tuple[str, str, str]]) -> str:
     """One Markdown row per (data set, link): the paired (same seed) difference left - right in ACC and NMI.
 
     A link holds when the mean difference is >= 0 (">=") or > 0 (">"); "(within noise)" marks a mean within
     two standard errors (std over seeds, ddof 1, / sqrt(seeds)) of zero, "(one seed)" a link with one seed in
-    common. Links whose rows did not run are left out, and a closing line names those rows.
+    common. A set cut with several draws also gets a pooled row over every (draw, seed) pair, counted as
+    independent. Links whose rows did not run are left out, and a closing line names those rows.
     """
     lines = ["| data | comparison | seeds | ACC difference | NMI difference |", "| --- | --- | --- | --- | --- |"]
-    for data in dict.fromkeys(d for d, _ in results):
+    labels = list(dict.fromkeys(d for d, _ in results))
+    groups = {label: [label] for label in labels} | draws_pooled(labels)
+    for group, members in groups.items():
         for left, relation, right in chain:
-            runs = {name: {r["seed"]: r for r in results.get((data, name), [])} for name in (left, right)}
-            seeds = sorted(runs[left].keys() & runs[right].keys())
-            if not seeds:
+            pairs = []
+            for data in members:
+                runs = {name: {r["seed"]: r for r in results.get((data, name), [])} for name in (left, right)}
+                pairs += [(runs[left][s], runs[right][s]) for s in sorted(runs[left].keys() & runs[right].keys())]
+            if not pairs:
                 continue
             cells = []
             for metric in ("acc", "nmi"):
-                diff = np.array([runs[left][s][metric] - runs[right][s][metric] for s in seeds])
+                diff = np.array([a[metric] - b[metric] for a, b in pairs])
                 mean = diff.mean()
                 holds = "holds" if (mean >= 0 if relation == ">=" else mean > 0) else "fails"
                 if len(diff) == 1:  # no spread to judge the noise by
@@ -373,7 +392,7 @@ def bar_check(results: dict[tuple[str, str], list[dict]], chain: list[tuple[str,
                 stderr = diff.std(ddof=1) / np.sqrt(len(diff))
                 noise = " (within noise)" if not abs(mean) > 2 * stderr else ""
                 cells.append(f"{mean:+.3f} ± {stderr:.3f} {holds}{noise}")
-            lines.append(f"| {data} | {left} {relation} {right} | {len(seeds)} | {cells[0]} | {cells[1]} |")
+            lines.append(f"| {group} | {left} {relation} {right} | {len(pairs)} | {cells[0]} | {cells[1]} |")
     text = "\n".join(lines) if len(lines) > 2 else ""
     rows_run = {name for _, name in results}
     named = dict.fromkeys(name for left, _, right in chain for name in (left, right))

@@ -155,6 +155,25 @@ def test_bar_check_pairs_seeds_and_says_whether_each_link_holds(cq):
         "| set (N=9, C=3) | c >= a | 1 | -0.100 fails (one seed) | +0.000 holds (one seed) |")
 
 
+def test_bar_check_pools_the_draws_of_one_cut(cq):
+    cut, draw3, other = "cut (N=9, C=3)", "cut, draw 3 (N=9, C=3)", "set (N=9, C=3)"
+    assert cq.draws_pooled([cut, other, draw3]) == {"cut, 2 draws pooled (N=9, C=3)": [cut, draw3]}
+    assert cq.draws_pooled([cut, other]) == {}  # one draw: nothing to pool
+
+    def runs(accs, seeds):
+        return [{"acc": a, "nmi": 0.5, "seed": s} for a, s in zip(accs, seeds)]
+
+    results = {(cut, "a"): runs([0.6, 0.7], [0, 1]), (cut, "b"): runs([0.5, 0.5], [0, 1]),
+               (draw3, "a"): runs([0.4, 0.9], [0, 1]), (draw3, "b"): runs([0.4], [0])}
+    rows = cq.bar_check(results, cq.bar_chain("a>=b")).splitlines()[2:]
+    assert [row.split(" | ")[0] for row in rows] == ["| cut (N=9, C=3)", "| cut, draw 3 (N=9, C=3)",
+                                                     "| cut, 2 draws pooled (N=9, C=3)"]
+    # pooled pairs: 0.1, 0.2 from the cut and 0.0 from draw 3 (its seed 1 has no b): mean 0.1, std 0.1,
+    # s.e. 0.1 / sqrt 3 = 0.058
+    assert rows[2] == ("| cut, 2 draws pooled (N=9, C=3) | a >= b | 3 | +0.100 ± 0.058 holds (within noise) | "
+                       "+0.000 ± 0.000 holds (within noise) |")
+
+
 def test_records_resume_a_run_and_add_seeds_without_redoing_fits(cq, tmp_path, capsys):
     sets = {"one (N=30, C=3)": small_set(30, 0)}
     variants = [cq.Variant("km", "kmeans")]
