@@ -236,6 +236,28 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _init_pool_worker(threads: int) -> None:
+    """``_init_worker`` for a worker process, which also ends itself once the sweep that started it is gone."""
+    import os
+    import threading
+
+    _init_worker(threads)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int, every: float = 2.0) -> None:
+    """Exit this process once its parent ``parent`` has died (it is then adopted by another).
+
+    A sweep stopped with ``kill`` takes no workers with it, and each would run its fit to the end, minutes of a
+    CPU or a GPU that no one records.
+    """
+    import os
+
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
+
+
 def _fit_and_score(variant: Variant, X: np.ndarray, y: np.ndarray, seed: int) -> dict:
     labels, took = run_method(variant.method, X, len(np.unique(y)), seed, variant.overrides)
     return {**score(y, labels), "used": len(np.unique(labels)), "seconds": took, "seed": seed}
@@ -308,7 +330,7 @@ def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads:
         pending: dict = {}
         queue = iter(to_run)
         with cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=_init_worker, initargs=(threads,)) as pool:
+                                    initializer=_init_pool_worker, initargs=(threads,)) as pool:
             while True:
                 while len(pending) < 2 * jobs and not out_of_time():
                     task = next(queue, None)

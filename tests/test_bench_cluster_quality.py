@@ -174,6 +174,36 @@ def test_bar_check_pools_the_draws_of_one_cut(cq):
                        "+0.000 ± 0.000 holds (within noise) |")
 
 
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_pool_worker_ends_once_its_sweep_is_killed(cq):
+    import subprocess
+    import time
+
+    # the worker: the pool's initializer, then a fit that would run for a minute
+    worker = (f"import os, sys, time; sys.path.insert(0, {str(BENCH.parent)!r}); import cluster_quality as cq; "
+              "cq._init_pool_worker(1); print(os.getpid(), flush=True); time.sleep(60)")
+    # the sweep: starts the worker and is killed (no shutdown, no word to the worker)
+    # (the worker holds none of this test's pipes, so the run below ends with the sweep)
+    sweep = (f"import os, subprocess, sys; w = subprocess.Popen([sys.executable, '-c', {worker!r}], "
+             "stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True); "
+             "print(w.stdout.readline().strip(), flush=True); os._exit(0)")
+    pid = int(subprocess.run([sys.executable, "-c", sweep], capture_output=True, text=True, timeout=120,
+                             check=True).stdout)
+    deadline = time.monotonic() + 30
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(pid), "the orphaned worker is still running its fit"
+
+
 def test_records_resume_a_run_and_add_seeds_without_redoing_fits(cq, tmp_path, capsys):
     sets = {"one (N=30, C=3)": small_set(30, 0)}
     variants = [cq.Variant("km", "kmeans")]
