@@ -7,10 +7,10 @@
 # SETS: folders each holding a mini_synth training set's ivectors_train.npy/.ids and utt2spk (default
 # .sweep/*/, made by bench/make_sweep_sets.sh and carried to the GPU machine); VARIANTS: the rows (default
 # bench/sweeps/cimc_screen.yaml);
-# UNBALANCED=MIN,MAX adds each set cut to MIN..MAX utterances per speaker; BAR: chains of row names to check
-# seed by seed, separated by ';' (default cimc>=imsat>kmeans). The mixup screen still to run (its weight on unequal
-# speakers: docs/cimc_tuning.md, "Unbalanced speakers"):
-#   SETS='.sweep/ms50/ .sweep/ms125/' UNBALANCED=8,50 VARIANTS=bench/sweeps/cimc_mixup.yaml \
+# UNBALANCED=MIN,MAX adds each set cut to MIN..MAX utterances per speaker, DRAWS='0 1 2' the seeds of the cut
+# (default 0); BAR: chains of row names to check seed by seed, separated by ';' (default cimc>=imsat>kmeans). The
+# mixup screen still to run (its weight on unequal speakers: docs/cimc_tuning.md, "Unbalanced speakers"):
+#   SETS='.sweep/ms50/ .sweep/ms125/' UNBALANCED=8,50 DRAWS='0 1 2' VARIANTS=bench/sweeps/cimc_mixup.yaml \
 #     bash bench/gpu_cluster_quality.sh
 # Output in $OUT (or /tmp); cluster_screen_fits.jsonl holds each fit as it lands, so a run cut short still
 # brings its fits back; RESUME=that/file.jsonl (a copy in the tree) starts from those fits instead of redoing them.
@@ -28,6 +28,7 @@ for dir in ${SETS:-.sweep/*/}; do
   DATA+=(--ivectors "$dir/ivectors_train.npy" --utt2spk "$dir/utt2spk")
 done
 if [ -n "${UNBALANCED:-}" ]; then DATA+=(--unbalanced "$UNBALANCED"); fi
+for draw in ${DRAWS:-}; do DATA+=(--unbalanced-draw "$draw"); done
 if [ -n "${BAR:-}" ]; then  # else bench/cluster_quality.py's own default chain
   IFS=';' read -ra CHAINS <<<"$BAR"
   for chain in "${CHAINS[@]}"; do DATA+=(--bar "$chain"); done
