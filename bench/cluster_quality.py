@@ -32,7 +32,8 @@ fit carries it forward).
 
 After the table comes the issue's bar, ``--bar "cimc>=imsat>kmeans"`` (a chain of row names): for each data
 set, each link's seed-by-seed difference in ACC and NMI, mean ± standard error, with "holds" or "fails" and,
-where the mean is within two standard errors of zero, "(within noise)".
+where the mean is within two standard errors of zero, "(within noise)"; a cut run with several draws also gets
+one row pooling every (draw, seed) pair.
 """
 from __future__ import annotations
 
