@@ -363,8 +363,6 @@ def table(rows: list[dict]) -> str:
 
 def bar_chain(text: str) -> list[tuple[str, str, str]]:
     """"a>=b>c" -> [("a", ">=", "b"), ("b", ">", "c")]: the links of a chain of row names."""
-    import re
-
     parts = [part.strip() for part in re.split(r"(>=|>)", text)]
     names, relations = parts[::2], parts[1::2]
     if len(names) < 2 or not all(names):
