@@ -40,7 +40,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -95,9 +97,9 @@ def unbalanced_cuts(ivector_sets: list[tuple[str, tuple[np.ndarray, np.ndarray]]
     """
     named = []
     for source, (X, y) in ivector_sets:
+        name = f"mini_synth i-vectors of {len(y):,}, {smallest}-{largest} per speaker"
         for draw in draws:
             keep = unbalanced_subset(y, smallest, largest, seed=draw)
-            name = f"mini_synth i-vectors of {len(y):,}, {smallest}-{largest} per speaker"
             named.append((name + (f", draw {draw}" if draw else ""),
                           f"{source} cut to {smallest}-{largest} (draw {draw})", (X[keep], y[keep])))
     return named
@@ -239,9 +241,6 @@ def _init_worker(threads: int) -> None:
 
 def _init_pool_worker(threads: int) -> None:
     """``_init_worker`` for a worker process, which also ends itself once the sweep that started it is gone."""
-    import os
-    import threading
-
     _init_worker(threads)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
@@ -252,8 +251,6 @@ def _exit_with_parent(parent: int, every: float = 2.0) -> None:
     A sweep stopped with ``kill`` takes no workers with it, and each would run its fit to the end, minutes of a
     CPU or a GPU that no one records.
     """
-    import os
-
     while os.getppid() == parent:
         time.sleep(every)
     os._exit(1)
