@@ -33,7 +33,8 @@ fit carries it forward).
 After the table comes the issue's bar, ``--bar "cimc>=imsat>kmeans"`` (a chain of row names): for each data
 set, each link's seed-by-seed difference in ACC and NMI, mean ± standard error, with "holds" or "fails" and,
 where the mean is within two standard errors of zero, "(within noise)"; a cut run with several draws also gets
-one row pooling every (draw, seed) pair.
+one row pooling every (draw, seed) pair. ``--sizes`` then prints the predicted clusters' smallest, median and
+largest size and their entropy H(sizes) beside the true classes' (each fit records its cluster sizes).
 """
 from __future__ import annotations
 
@@ -258,7 +259,14 @@ def _exit_with_parent(parent: int, every: float = 2.0) -> None:
 
 def _fit_and_score(variant: Variant, X: np.ndarray, y: np.ndarray, seed: int) -> dict:
     labels, took = run_method(variant.method, X, len(np.unique(y)), seed, variant.overrides)
-    return {**score(y, labels), "used": len(np.unique(labels)), "seconds": took, "seed": seed}
+    return {**score(y, labels), "used": len(np.unique(labels)), "seconds": took, "seed": seed,
+            "sizes": cluster_sizes(labels)}
+
+
+def cluster_sizes(labels: np.ndarray) -> list[int]:
+    """Sizes of the non-empty clusters of ``labels`` (N,), largest first."""
+    _, counts = np.unique(labels, return_counts=True)
+    return sorted(counts.tolist(), reverse=True)
 
 
 def read_records(path: Path | None) -> dict[tuple[str, str, int], dict]:
@@ -302,7 +310,8 @@ def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads:
         if (d, v.name, seed) in recorded:
             r = recorded[(d, v.name, seed)]
             check_recorded_settings(r, d, v, seed, records)
-            results[(d, v.name)].append({k: r[k] for k in ("acc", "nmi", "used", "seconds", "seed")})
+            results[(d, v.name)].append({k: r[k] for k in ("acc", "nmi", "used", "seconds", "seed", "sizes")
+                                         if k in r})  # fits recorded before 2026-12-07 carry no sizes
     if recorded:
         print(f"{sum(map(len, results.values()))} of {len(tasks)} fits taken from {records}", flush=True)
     to_run = [(d, v, seed) for d, v, seed in tasks if (d, v.name, seed) not in recorded]
@@ -355,6 +364,40 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         lines.append(f"| {r['data']} | {r['method']} | {len(r['acc'])} | {r['acc'].mean():.3f} ± {r['acc'].std():.3f} | "
                      f"{r['nmi'].mean():.3f} ± {r['nmi'].std():.3f} | {r['used']:.1f} | {r['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def size_entropy(sizes: list[int] | np.ndarray) -> float:
+    """Entropy (nats) of the share of points in each cluster: H(Y) of hard labels, log C when all are equal."""
+    share = np.asarray(sizes, dtype=float)
+    share = share[share > 0] / share.sum()
+    return float(-(share * np.log(share)).sum())
+
+
+def size_table(sets: dict[str, tuple[np.ndarray, np.ndarray]], results: dict[tuple[str, str], list[dict]]) -> str:
+    """Markdown: the predicted clusters' sizes beside the true speakers', per data set (``--sizes``).
+
+    For each set a "true classes" row, then each row's smallest, median and largest cluster and H(sizes), means
+    over the seeds whose fits carry sizes (rows with none, and sets with no such row, are left out). H(Y), at
+    weight mu in IMSAT's loss, pulls the sizes together; on unequal speakers this shows how far.
+    """
+    lines = ["| data | method | seeds | smallest | median | largest | H(sizes), nats |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for data, (_, y) in sets.items():
+        rows = []
+        for (d, name), runs in results.items():
+            sized = [r["sizes"] for r in runs if r.get("sizes")]
+            if d != data or not sized:
+                continue
+            smallest, median, largest, entropy = (np.mean([f(s) for s in sized]) for f in
+                                                  (min, np.median, max, size_entropy))
+            rows.append(f"| {data} | {name} | {len(sized)} | {smallest:.1f} | {median:.1f} | {largest:.1f} | "
+                        f"{entropy:.3f} |")
+        if rows:
+            truth = cluster_sizes(y)
+            lines.append(f"| {data} | true classes | | {truth[-1]} | {np.median(truth):g} | {truth[0]} | "
+                         f"{size_entropy(truth):.3f} (log C {np.log(len(truth)):.3f}) |")
+            lines += rows
     return "\n".join(lines)
 
 
@@ -444,6 +487,8 @@ def main() -> None:
     parser.add_argument("--bar", type=bar_chain, action="append",
                         help=f"chain of row names to check seed by seed; repeat for several (default {DEFAULT_BAR!r})")
     parser.add_argument("--records", type=Path, help="JSON lines: append each fit, skip fits already there (resume)")
+    parser.add_argument("--sizes", action="store_true",
+                        help="after the bar, the predicted clusters' sizes beside the true classes' (fits with sizes)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -481,6 +526,8 @@ def main() -> None:
     bar = bar_check(results, [link for chain in args.bar or [bar_chain(DEFAULT_BAR)] for link in chain])
     if bar:
         text += "\n\nThe bar, seed by seed (mean ± standard error):\n\n" + bar
+    if args.sizes:
+        text += "\n\nCluster sizes, mean over seeds:\n\n" + size_table(sets, results)
     print(text)
     if args.output:
         args.output.write_text(text + "\n")

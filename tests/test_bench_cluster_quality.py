@@ -293,3 +293,26 @@ def test_first_seed_runs_the_later_seeds_only(cq):
     runs = later[("one (N=30, C=3)", "gmm")]
     assert [r["seed"] for r in runs] == [2, 3]
     assert [(r["acc"], r["nmi"]) for r in runs] == [(r["acc"], r["nmi"]) for r in from_zero[("one (N=30, C=3)", "gmm")][2:]]
+
+
+def test_size_table_sets_the_predicted_sizes_beside_the_true_classes(cq, tmp_path):
+    """Hand-worked: classes of 6, 3 and 1 points; a fit that splits them 4, 4, 2; H of (0.6, 0.3, 0.1) in nats."""
+    y = np.array([0] * 6 + [1] * 3 + [2])
+    assert cq.cluster_sizes(np.array([5, 5, 9, 5, 9, 9, 9, 5, 7, 7])) == [4, 4, 2]
+    assert cq.size_entropy([6, 3, 1]) == pytest.approx(-(0.6 * np.log(0.6) + 0.3 * np.log(0.3) + 0.1 * np.log(0.1)))
+    assert cq.size_entropy([5, 5, 0]) == pytest.approx(np.log(2))  # empty clusters hold no share
+    results = {("s (N=10, C=3)", "even"): [{"seed": 0, "sizes": [4, 4, 2]}, {"seed": 1, "sizes": [4, 3, 3]}],
+               ("s (N=10, C=3)", "old"): [{"seed": 0}]}  # recorded before fits kept their sizes
+    sets = {"s (N=10, C=3)": (np.zeros((10, 2)), y), "unrun (N=4, C=2)": (np.zeros((4, 2)), np.array([0, 0, 1, 1]))}
+    lines = cq.size_table(sets, results).splitlines()
+    assert len(lines) == 4  # header, rule, the truth, "even"; "old" has no sizes to show, "unrun" no row
+    assert lines[2] == f"| s (N=10, C=3) | true classes | | 1 | 3 | 6 | {cq.size_entropy([6, 3, 1]):.3f} (log C 1.099) |"
+    entropy = (cq.size_entropy([4, 4, 2]) + cq.size_entropy([4, 3, 3])) / 2
+    assert lines[3] == f"| s (N=10, C=3) | even | 2 | 2.5 | 3.5 | 4.0 | {entropy:.3f} |"
+    # A fit through run_all records its sizes, and a record written before sizes existed still loads.
+    records = tmp_path / "fits.jsonl"
+    run = cq.run_all({"two (N=60, C=3)": small_set(60, 1)}, [cq.Variant("km", "kmeans")], seeds=1, jobs=1,
+                     threads=1, time_budget=None, records=records)
+    fit = run[("two (N=60, C=3)", "km")][0]
+    assert fit["acc"] == 1.0 and fit["sizes"] == [20, 20, 20]  # every point right, and make_blobs deals 20 each
+    assert json.loads(records.read_text())["sizes"] == [20, 20, 20]
