@@ -306,7 +306,8 @@ def test_size_table_sets_the_predicted_sizes_beside_the_true_classes(cq, tmp_pat
     sets = {"s (N=10, C=3)": (np.zeros((10, 2)), y), "unrun (N=4, C=2)": (np.zeros((4, 2)), np.array([0, 0, 1, 1]))}
     lines = cq.size_table(sets, results).splitlines()
     assert len(lines) == 4  # header, rule, the truth, "even"; "old" has no sizes to show, "unrun" no row
-    assert lines[2] == f"| s (N=10, C=3) | true classes | | 1 | 3 | 6 | {cq.size_entropy([6, 3, 1]):.3f} (log C 1.099) |"
+    truth = f"{cq.size_entropy([6, 3, 1]):.3f} (log C 1.099)"
+    assert lines[2] == f"| s (N=10, C=3) | true classes | | 1 | 3 | 6 | {truth} |"
     entropy = (cq.size_entropy([4, 4, 2]) + cq.size_entropy([4, 3, 3])) / 2
     assert lines[3] == f"| s (N=10, C=3) | even | 2 | 2.5 | 3.5 | 4.0 | {entropy:.3f} |"
     # A fit through run_all records its sizes, and a record written before sizes existed still loads.
