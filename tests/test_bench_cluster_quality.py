@@ -1,7 +1,6 @@
 """bench/cluster_quality.py's screening machinery: variant files, the data filter, the time budget."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -14,12 +13,8 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "cluster_quality.py"
 
 
 @pytest.fixture(scope="module")
-def cq():
-    spec = importlib.util.spec_from_file_location("cluster_quality", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+def cq(bench_module):
+    return bench_module("cluster_quality")
 
 
 def small_set(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

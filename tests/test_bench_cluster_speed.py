@@ -2,12 +2,9 @@
 steps, the synthetic set and its files, the summary table."""
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,16 +12,10 @@ import pytest
 from cimc.metrics.clustering import cluster_accuracy, contingency_table
 from cimc.utils import array_digest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "cluster_speed.py"
-
 
 @pytest.fixture(scope="module")
-def cs():
-    spec = importlib.util.spec_from_file_location("cluster_speed", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def cs(bench_module):
+    return bench_module("cluster_speed")
 
 
 @pytest.mark.parametrize("n_clusters", [1, 2, 3])

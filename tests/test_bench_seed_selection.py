@@ -1,22 +1,15 @@
 """bench/seed_selection.py: the expected best-of-k by loss, against enumerating every k-subset."""
 from __future__ import annotations
 
-import importlib.util
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
 
 @pytest.fixture(scope="module")
-def seed_selection():
-    spec = importlib.util.spec_from_file_location("seed_selection", BENCH / "seed_selection.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def seed_selection(bench_module):
+    return bench_module("seed_selection")
 
 
 def test_best_of_k_matches_enumerating_every_subset(seed_selection):

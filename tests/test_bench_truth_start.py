@@ -1,22 +1,14 @@
 """bench/truth_start.py: a run from the true labels starts from them, a run from its own start does not."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
 
 @pytest.fixture(scope="module")
-def truth_start():
-    spec = importlib.util.spec_from_file_location("truth_start", BENCH / "truth_start.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def truth_start(bench_module):
+    return bench_module("truth_start")
 
 
 def test_two_steps_from_the_truth_keep_its_unequal_sizes(truth_start):
