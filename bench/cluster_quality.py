@@ -259,8 +259,8 @@ def _exit_with_parent(parent: int, every: float = 2.0) -> None:
 
 def _fit_and_score(variant: Variant, X: np.ndarray, y: np.ndarray, seed: int) -> dict:
     labels, took = run_method(variant.method, X, len(np.unique(y)), seed, variant.overrides)
-    return {**score(y, labels), "used": len(np.unique(labels)), "seconds": took, "seed": seed,
-            "sizes": cluster_sizes(labels)}
+    sizes = cluster_sizes(labels)
+    return {**score(y, labels), "used": len(sizes), "seconds": took, "seed": seed, "sizes": sizes}
 
 
 def cluster_sizes(labels: np.ndarray) -> list[int]:
@@ -386,8 +386,8 @@ def size_table(sets: dict[str, tuple[np.ndarray, np.ndarray]], results: dict[tup
     for data, (_, y) in sets.items():
         rows = []
         for (d, name), runs in results.items():
-            sized = [r["sizes"] for r in runs if r.get("sizes")]
-            if d != data or not sized:
+            sized = [r["sizes"] for r in runs if r.get("sizes")] if d == data else []
+            if not sized:
                 continue
             smallest, median, largest, entropy = (np.mean([f(s) for s in sized]) for f in
                                                   (min, np.median, max, size_entropy))
