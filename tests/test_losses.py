@@ -186,6 +186,8 @@ def test_mutual_information_loss_weights():
     loss, logged = L.MutualInformationLoss(lam=0.5, mu=3.5)(warming)
     assert float(loss) == pytest.approx(0.5 * (0.25 * float(cond) - 3.5 * float(marginal)), rel=1e-6)
     assert float(logged["H(Y|X)"]) == pytest.approx(float(cond))  # logged unweighted: SupCon's gate reads it
+    loss, _ = L.MutualInformationLoss(lam=0.5, mu=3.5, marginal_warmup=True)(warming)  # H(Y) ramps too
+    assert float(loss) == pytest.approx(0.5 * 0.25 * (float(cond) - 3.5 * float(marginal)), rel=1e-6)
 
 
 def test_smoothed_marginal_follows_its_average_and_has_h_gradient_at_it():

@@ -63,6 +63,7 @@ class CimcConfig:
     entropy_warmup: float = 0.7  # DEPARTURE: H(Y|X)'s weight ramps 0 -> 1 over this fraction of the run (paper: 0)
     entropy_warmup_max_steps: int = 0  # ...over at most this many steps (0: no cap, the default; see conf)
     marginal_momentum: float = 0.0  # H(Y) on p(y) averaged over batches with this momentum (0: the batch's, paper)
+    marginal_warmup: bool = False  # H(Y) ramps in with H(Y|X): the whole MI term ramps, at the paper's 1 : mu
     # SupCon on l2-normalised logits with online argmax labels
     supcon_weight: float = 1.0
     supcon_temperature: float = 0.1
@@ -209,7 +210,8 @@ def build_loss_terms(config: CimcConfig, matmul_dtype=None, kernels=None) -> lis
     kernels = kernels or L.EAGER
     makers = {
         "vat": lambda: (L.VatLoss(config.vat_xi, kernels=kernels), 1.0),
-        "mi": lambda: (L.MutualInformationLoss(config.lam, config.mu, kernels, config.marginal_momentum), 1.0),
+        "mi": lambda: (L.MutualInformationLoss(config.lam, config.mu, kernels, config.marginal_momentum,
+                                                   config.marginal_warmup), 1.0),
         "supcon": lambda: (L.SupConLoss(config.supcon_temperature, config.supcon_chunk, matmul_dtype, kernels,
                                          config.supcon_features, config.supcon_min_confidence),
                            config.supcon_weight),

@@ -155,14 +155,16 @@ def compiled_kernels(backend: str = "inductor") -> LossKernels:
 class MutualInformationLoss:
     """IMSAT's ``lambda * (H(Y|X) - mu * H(Y))``: confident but balanced assignments.
 
-    H(Y|X) is multiplied by ``ctx.cond_weight`` (1 but during an entropy warm-up, see CimcConfig).
+    H(Y|X) is multiplied by ``ctx.cond_weight`` (1 but during an entropy warm-up, see CimcConfig); with
+    ``marginal_warmup`` H(Y) is too, so the whole term ramps at the paper's 1 : mu.
     """
 
     name = "mi"
 
     def __init__(self, lam: float = 0.5, mu: float = 3.5, kernels: LossKernels = EAGER,
-                 marginal_momentum: float = 0.0) -> None:
+                 marginal_momentum: float = 0.0, marginal_warmup: bool = False) -> None:
         self.lam, self.mu, self.kernels = lam, mu, kernels
+        self.marginal_warmup = marginal_warmup
         self.marginal_momentum = marginal_momentum
         self.running_marginal: Tensor | None = None  # (C,) p(y) averaged over batches (marginal_momentum > 0)
 
@@ -172,7 +174,8 @@ class MutualInformationLoss:
         else:
             cond, marginal = self.kernels.entropy(ctx.logits)
             shown = marginal
-        loss = self.lam * (ctx.cond_weight * cond - self.mu * marginal)
+        marginal_weight = ctx.cond_weight if self.marginal_warmup else 1.0
+        loss = self.lam * (ctx.cond_weight * cond - self.mu * marginal_weight * marginal)
         return loss, {"H(Y|X)": cond.detach(), "H(Y)": shown.detach()}
 
     def _smoothed_entropy_terms(self, logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
