@@ -11,7 +11,7 @@ from torch import Tensor
 from sklearn.neighbors import NearestNeighbors
 
 from cimc.cluster import losses as L
-from cimc.cluster.cimc import build_mlp
+from cimc.cluster.cimc import CimcConfig, build_loss_terms, build_mlp
 from cimc.cluster.knn import kth_neighbor_distance
 
 torch.set_num_threads(1)
@@ -186,8 +186,12 @@ def test_mutual_information_loss_weights():
     loss, logged = L.MutualInformationLoss(lam=0.5, mu=3.5)(warming)
     assert float(loss) == pytest.approx(0.5 * (0.25 * float(cond) - 3.5 * float(marginal)), rel=1e-6)
     assert float(logged["H(Y|X)"]) == pytest.approx(float(cond))  # logged unweighted: SupCon's gate reads it
-    loss, _ = L.MutualInformationLoss(lam=0.5, mu=3.5, marginal_warmup=True)(warming)  # H(Y) ramps too
-    assert float(loss) == pytest.approx(0.5 * 0.25 * (float(cond) - 3.5 * float(marginal)), rel=1e-6)
+    ramped = 0.5 * 0.25 * (float(cond) - 3.5 * float(marginal))  # with marginal_warmup H(Y) ramps too
+    loss, _ = L.MutualInformationLoss(lam=0.5, mu=3.5, marginal_warmup=True)(warming)
+    assert float(loss) == pytest.approx(ramped, rel=1e-6)
+    config = CimcConfig(losses=("imsat",), marginal_warmup=True)  # the config's field reaches the term
+    terms = {name: term for name, term, _ in build_loss_terms(config)}
+    assert float(terms["mi"](warming)[0]) == pytest.approx(ramped, rel=1e-6)
 
 
 def test_smoothed_marginal_follows_its_average_and_has_h_gradient_at_it():
