@@ -8,8 +8,9 @@
 # .sweep/*/, made by bench/make_sweep_sets.sh and carried to the GPU machine); VARIANTS: the rows (default
 # bench/sweeps/cimc_screen.yaml);
 # UNBALANCED=MIN,MAX adds each set cut to MIN..MAX utterances per speaker, DRAWS='0 1 2' the seeds of the cut
-# (default 0); BAR: chains of row names to check seed by seed, separated by ';' (default cimc>=imsat>kmeans). The
-# mixup screen still to run (its weight on unequal speakers: docs/cimc_tuning.md, "Unbalanced speakers"):
+# (default 0); BAR: chains of row names to check seed by seed, separated by ';' (default cimc>=imsat>kmeans). A
+# screen on unequal speakers (mixup's weight; run on the CPU since, docs/cimc_tuning.md, "Mixup lighter or mixing
+# less on unequal speakers"):
 #   SETS='.sweep/ms50/ .sweep/ms125/' UNBALANCED=8,50 DRAWS='0 1 2' VARIANTS=bench/sweeps/cimc_mixup.yaml \
 #     bash bench/gpu_cluster_quality.sh
 # Output in $OUT (or /tmp); cluster_screen_fits.jsonl holds each fit as it lands, so a run cut short still
