@@ -16,6 +16,11 @@ sizes, seeded): VoxCeleb2's speakers, and a recording's in diarization, are far 
 mini_synth sets. ``--unbalanced-draw K`` (repeatable; default 0) gives the cut's seed: another draw hands
 the sizes to other speakers, so a difference between rows can be told from the luck of one draw.
 
+``--clusters-per-class R`` (repeatable; default 1) asks every method for C = round(R x classes) clusters
+instead of one a class (give 1 as well to keep those): the paper's C 5,000 and 10,000 for VoxCeleb2's 5,994
+speakers are R 0.834 and 1.668. Such a set is labelled "NAME, C of K classes (N=.., C=..)", C being the
+clusters asked for.
+
 ``--variants FILE.yaml`` screens config changes instead: a list of ``{name, method, set: {field: value},
 data: [...]}`` (``data``, optional: only the sets whose label holds one of these strings, e.g. "N=2000";
 bench/sweeps/ holds the lists run so far). ``--jobs N`` runs N fits at a time in worker processes (on a
@@ -106,22 +111,37 @@ def unbalanced_cuts(ivector_sets: list[tuple[str, tuple[np.ndarray, np.ndarray]]
     return named
 
 
-def label_sets(named: list[tuple[str, str, tuple[np.ndarray, np.ndarray]]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def label_sets(named: list[tuple[str, str, tuple[np.ndarray, np.ndarray]]],
+               clusters_per_class: tuple[float, ...] = (1.0,)) -> dict[str, tuple]:
     """{"NAME (N=.., C=..)": (X, y)} from (name, source, (X, y)) triples; two sets under one label are an error.
 
-    The label keys the table's rows and the ``--records`` file, so two sets sharing one (two i-vector sets of the
-    same size, or the unbalanced cuts of two sets, which keep the same sizes) would be run as one, the later
-    overwriting the earlier, and the fits of one taken for the other's.
+    For each ratio R in ``clusters_per_class`` that asks for other than K clusters (one a class) the set comes as
+    "NAME, C of K classes (N=.., C=..)": (X, y, C), C = round(R * K) (:func:`clusters_asked`). The label keys the
+    table's rows and the ``--records`` file, so two sets sharing one (two i-vector sets of the same size, or the
+    unbalanced cuts of two sets, which keep the same sizes) would be run as one, the later overwriting the earlier,
+    and the fits of one taken for the other's.
     """
-    sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    sets: dict[str, tuple] = {}
     sources: dict[str, str] = {}
     for name, source, (X, y) in named:
-        label = f"{name} (N={len(y)}, C={len(np.unique(y))})"
-        if label in sets:
-            raise ValueError(f"{source} and {sources[label]} would both be labelled {label!r}, which keys the table "
-                             f"and --records: run them apart")
-        sets[label], sources[label] = (X, y), source
+        classes = len(np.unique(y))
+        for ratio in clusters_per_class:
+            n_clusters = max(2, round(ratio * classes))
+            if n_clusters == classes:
+                label, data = f"{name} (N={len(y)}, C={classes})", (X, y)
+            else:
+                label = f"{name}, {n_clusters} of {classes} classes (N={len(y)}, C={n_clusters})"
+                data = (X, y, n_clusters)
+            if label in sets:
+                raise ValueError(f"{source} and {sources[label]} would both be labelled {label!r}, which keys the "
+                                 f"table and --records: run them apart")
+            sets[label], sources[label] = data, source
     return sets
+
+
+def clusters_asked(data: tuple) -> int:
+    """C the methods are asked for on a set of :func:`label_sets`: its third item, else one a class of y."""
+    return data[2] if len(data) > 2 else len(np.unique(data[1]))
 
 
 def size_range(text: str) -> tuple[int, int]:
@@ -257,8 +277,10 @@ def _exit_with_parent(parent: int, every: float = 2.0) -> None:
     os._exit(1)
 
 
-def _fit_and_score(variant: Variant, X: np.ndarray, y: np.ndarray, seed: int) -> dict:
-    labels, took = run_method(variant.method, X, len(np.unique(y)), seed, variant.overrides)
+def _fit_and_score(variant: Variant, data: tuple, seed: int) -> dict:
+    """One fit of ``variant`` on ``data`` ((X, y) or (X, y, C), as :func:`label_sets` gives) with ``seed``, scored."""
+    X, y = data[:2]
+    labels, took = run_method(variant.method, X, clusters_asked(data), seed, variant.overrides)
     sizes = cluster_sizes(labels)
     return {**score(y, labels), "used": len(sizes), "seconds": took, "seed": seed, "sizes": sizes}
 
@@ -332,7 +354,7 @@ def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads:
         for d, v, seed in to_run:
             if out_of_time():
                 break
-            record(d, v, seed, _fit_and_score(v, *sets[d], seed))
+            record(d, v, seed, _fit_and_score(v, sets[d], seed))
     else:
         pending: dict = {}
         queue = iter(to_run)
@@ -344,7 +366,7 @@ def run_all(sets: dict, variants: list[Variant], seeds: int, jobs: int, threads:
                     if task is None:
                         break
                     d, v, seed = task
-                    pending[pool.submit(_fit_and_score, v, *sets[d], seed)] = task
+                    pending[pool.submit(_fit_and_score, v, sets[d], seed)] = task
                 if not pending:
                     break
                 done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
@@ -374,7 +396,7 @@ def size_entropy(sizes: list[int] | np.ndarray) -> float:
     return float(-(share * np.log(share)).sum())
 
 
-def size_table(sets: dict[str, tuple[np.ndarray, np.ndarray]], results: dict[tuple[str, str], list[dict]]) -> str:
+def size_table(sets: dict[str, tuple], results: dict[tuple[str, str], list[dict]]) -> str:
     """Markdown: the predicted clusters' sizes beside the true speakers', per data set (``--sizes``).
 
     For each set a "true classes" row, then each row's smallest, median and largest cluster and H(sizes), means
@@ -383,7 +405,8 @@ def size_table(sets: dict[str, tuple[np.ndarray, np.ndarray]], results: dict[tup
     """
     lines = ["| data | method | seeds | smallest | median | largest | H(sizes), nats |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for data, (_, y) in sets.items():
+    for data, labelled in sets.items():
+        y, n_clusters = labelled[1], clusters_asked(labelled)
         rows = []
         for (d, name), runs in results.items():
             sized = [r["sizes"] for r in runs if r.get("sizes")] if d == data else []
@@ -395,8 +418,11 @@ def size_table(sets: dict[str, tuple[np.ndarray, np.ndarray]], results: dict[tup
                         f"{entropy:.3f} |")
         if rows:
             truth = cluster_sizes(y)
+            bound = f"log C {np.log(n_clusters):.3f}"  # the most H(sizes) C clusters can reach
+            if n_clusters != len(truth):
+                bound = f"log K {np.log(len(truth)):.3f}, {bound}"
             lines.append(f"| {data} | true classes | | {truth[-1]} | {np.median(truth):g} | {truth[0]} | "
-                         f"{size_entropy(truth):.3f} (log C {np.log(len(truth)):.3f}) |")
+                         f"{size_entropy(truth):.3f} ({bound}) |")
             lines += rows
     return "\n".join(lines)
 
@@ -418,7 +444,7 @@ def draws_pooled(labels: list[str]) -> dict[str, list[str]]:
     """
     groups: dict[str, list[str]] = {}
     for label in labels:
-        groups.setdefault(re.sub(r", draw \d+(?= \()", "", label), []).append(label)
+        groups.setdefault(re.sub(r", draw \d+(?=,| \()", "", label), []).append(label)
     return {stem.replace(" (N=", f", {len(members)} draws pooled (N=", 1): members
             for stem, members in groups.items() if len(members) > 1}
 
@@ -478,6 +504,9 @@ def main() -> None:
                         help="also run each i-vector set cut to MIN..MAX utterances per speaker (log-uniform sizes)")
     parser.add_argument("--unbalanced-draw", action="append", type=int, metavar="K",
                         help="seed of the --unbalanced cut, which speaker gets which size (repeatable; default 0)")
+    parser.add_argument("--clusters-per-class", action="append", type=float, metavar="R",
+                        help="ask every method for C = round(R x classes) clusters (repeatable; default 1: "
+                             "one a class; give 1 too to keep those sets)")
     parser.add_argument("--no-digits", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a CIMC/IMSAT config field in every row (e.g. hidden_dim=256 for a quick look)")
@@ -511,7 +540,9 @@ def main() -> None:
     if args.unbalanced:
         smallest, largest = args.unbalanced
         named += unbalanced_cuts(ivector_sets, smallest, largest, args.unbalanced_draw or [0])
-    sets = label_sets(named)
+    if any(ratio <= 0 for ratio in args.clusters_per_class or []):
+        parser.error("--clusters-per-class must be > 0")
+    sets = label_sets(named, tuple(args.clusters_per_class or [1.0]))
     results = run_all(sets, variants, args.seeds, args.jobs, args.threads, args.time_budget, args.records,
                       args.first_seed)
     rows = []

@@ -89,6 +89,23 @@ def test_sets_are_labelled_by_size_and_two_under_one_label_are_refused(cq):
         cq.label_sets([("blobs", "a.npy", a), ("blobs", "b.npy", b)])
 
 
+def test_clusters_per_class_asks_each_method_for_that_many_clusters(cq):
+    X, y = small_set(30, 0)  # 3 classes of 10
+    sets = cq.label_sets([("blobs", "a.npy", (X, y))], (1.0, 0.5, 2.0))
+    assert list(sets) == ["blobs (N=30, C=3)", "blobs, 2 of 3 classes (N=30, C=2)", "blobs, 6 of 3 classes (N=30, C=6)"]
+    assert [cq.clusters_asked(data) for data in sets.values()] == [3, 2, 6]
+    results = cq.run_all(sets, [cq.Variant("km", "kmeans")], seeds=1, jobs=1, threads=1, time_budget=None)
+    assert [runs[0]["used"] for runs in results.values()] == [3, 2, 6]
+    # 2 clusters for 3 blobs of 10: Hungarian ACC matches two classes at most, 20 of 30 points
+    assert results[("blobs, 2 of 3 classes (N=30, C=2)", "km")][0]["acc"] <= 20 / 30 + 1e-9
+    # a ratio that rounds to one cluster a class is the set itself, under its label: refused, not run twice
+    with pytest.raises(ValueError, match="would both be labelled 'blobs \\(N=30, C=3\\)'"):
+        cq.label_sets([("blobs", "a.npy", (X, y))], (1.0, 1.1))
+    # the draws of a cut still pool when each asks for other than one cluster a class
+    cut, draw3 = "cut, 2 of 3 classes (N=9, C=2)", "cut, draw 3, 2 of 3 classes (N=9, C=2)"
+    assert cq.draws_pooled([cut, draw3]) == {"cut, 2 of 3 classes, 2 draws pooled (N=9, C=2)": [cut, draw3]}
+
+
 def test_unbalanced_cuts_name_each_draw_and_deal_the_sizes_by_its_seed(cq):
     X, y = small_set(30, 0)
     cuts = cq.unbalanced_cuts([("a.npy", (X, y))], 2, 8, [0, 4])
@@ -305,6 +322,12 @@ def test_size_table_sets_the_predicted_sizes_beside_the_true_classes(cq, tmp_pat
     assert lines[2] == f"| s (N=10, C=3) | true classes | | 1 | 3 | 6 | {truth} |"
     entropy = (cq.size_entropy([4, 4, 2]) + cq.size_entropy([4, 3, 3])) / 2
     assert lines[3] == f"| s (N=10, C=3) | even | 2 | 2.5 | 3.5 | 4.0 | {entropy:.3f} |"
+    # asked for 2 clusters of the 3 classes (--clusters-per-class): both bounds, log K and log C
+    halved = {"s, 2 of 3 classes (N=10, C=2)": (np.zeros((10, 2)), y, 2)}
+    two = {("s, 2 of 3 classes (N=10, C=2)", "two"): [{"seed": 0, "sizes": [7, 3]}]}
+    bounds = f"{cq.size_entropy([6, 3, 1]):.3f} (log K 1.099, log C 0.693)"
+    assert cq.size_table(halved, two).splitlines()[2] == (
+        f"| s, 2 of 3 classes (N=10, C=2) | true classes | | 1 | 3 | 6 | {bounds} |")
     # A fit through run_all records its sizes, and a record written before sizes existed still loads.
     records = tmp_path / "fits.jsonl"
     run = cq.run_all({"two (N=60, C=3)": small_set(60, 1)}, [cq.Variant("km", "kmeans")], seeds=1, jobs=1,
