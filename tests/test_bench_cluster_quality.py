@@ -92,7 +92,8 @@ def test_sets_are_labelled_by_size_and_two_under_one_label_are_refused(cq):
 def test_clusters_per_class_asks_each_method_for_that_many_clusters(cq):
     X, y = small_set(30, 0)  # 3 classes of 10
     sets = cq.label_sets([("blobs", "a.npy", (X, y))], (1.0, 0.5, 2.0))
-    assert list(sets) == ["blobs (N=30, C=3)", "blobs, 2 of 3 classes (N=30, C=2)", "blobs, 6 of 3 classes (N=30, C=6)"]
+    assert list(sets) == ["blobs (N=30, C=3)", "blobs, 2 of 3 classes (N=30, C=2)",
+                          "blobs, 6 of 3 classes (N=30, C=6)"]
     assert [cq.clusters_asked(data) for data in sets.values()] == [3, 2, 6]
     results = cq.run_all(sets, [cq.Variant("km", "kmeans")], seeds=1, jobs=1, threads=1, time_budget=None)
     assert [runs[0]["used"] for runs in results.values()] == [3, 2, 6]
